@@ -1,0 +1,94 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using RelayMta.Engine.Spool;
+
+namespace RelayMta.Engine.Hosting;
+
+/// <summary>
+/// What must exist before the actors start, and can fail in ways an operator must see at once:
+/// the spool (opened, locked, recovered) and the listening sockets (bound). Created by
+/// <see cref="Start"/>, handed to <see cref="AkkaBuilderExtensions.AddRelayMta"/>.
+/// </summary>
+public sealed class RelayMtaRuntime : IDisposable
+{
+    private RelayMtaRuntime(RelayMtaSettings settings, Spool.Spool spool, IReadOnlyList<Socket> listeners, ILoggerFactory loggers)
+    {
+        Settings = settings;
+        Spool = spool;
+        Listeners = listeners;
+        Loggers = loggers;
+    }
+
+    /// <summary>The settings in force at start.</summary>
+    public RelayMtaSettings Settings { get; }
+
+    /// <summary>The open spool.</summary>
+    public Spool.Spool Spool { get; }
+
+    /// <summary>Bound, listening sockets, in the order of <c>relay-mta.listen</c>.</summary>
+    public IReadOnlyList<Socket> Listeners { get; }
+
+    /// <summary>Where the listeners are bound (port 0 in the settings becomes the real port here).</summary>
+    public IReadOnlyList<IPEndPoint> BoundEndpoints => Listeners.Select(l => (IPEndPoint)l.LocalEndPoint!).ToList();
+
+    /// <summary>Logging.</summary>
+    public ILoggerFactory Loggers { get; }
+
+    /// <summary>Opens the spool and binds the listeners; throws <see cref="StartupException"/> with a clear message.</summary>
+    public static RelayMtaRuntime Start(RelayMtaSettings settings, ILoggerFactory loggers, SpoolOptions? spoolOptions = null)
+    {
+        Spool.Spool spool;
+        try
+        {
+            spool = RelayMta.Engine.Spool.Spool.Open(settings.SpoolDir, spoolOptions ?? new SpoolOptions(), loggers.CreateLogger("RelayMta.Spool"));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            throw new StartupException($"cannot open the spool {settings.SpoolDir}: {e.Message}", e);
+        }
+
+        var sockets = new List<Socket>();
+        try
+        {
+            foreach (var endpoint in settings.Listen) sockets.Add(Bind(endpoint));
+        }
+        catch (SocketException e)
+        {
+            foreach (var s in sockets) s.Dispose();
+            spool.Dispose();
+            throw new StartupException($"cannot listen on {settings.Listen[sockets.Count]}: {e.Message}", e);
+        }
+        return new RelayMtaRuntime(settings, spool, sockets, loggers);
+    }
+
+    /// <summary>Closes listeners that are still open and the spool.</summary>
+    public void Dispose()
+    {
+        foreach (var s in Listeners) s.Dispose();
+        Spool.Dispose();
+    }
+
+    private static Socket Bind(IPEndPoint endpoint)
+    {
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            if (endpoint.AddressFamily == AddressFamily.InterNetworkV6) socket.DualMode = false;
+            // Lets a restarted server bind while old connections sit in TIME_WAIT; on Linux it
+            // does not let two listeners share the port.
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            socket.Bind(endpoint);
+            socket.Listen(4096);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+}
+
+/// <summary>Start-up failed for a reason the operator must fix (spool in use, port taken).</summary>
+public sealed class StartupException(string message, Exception? inner = null) : Exception(message, inner);

@@ -1,0 +1,122 @@
+using System.Net;
+using System.Text;
+using Akka.Actor;
+using Microsoft.Extensions.Logging;
+using RelayMta.Engine.Hosting;
+using RelayMta.Engine.Local;
+using RelayMta.Protocol.Mail;
+using RelayMta.Protocol.Smtp;
+
+namespace RelayMta.Engine.Inbound;
+
+/// <summary>
+/// What every session shares: settings (swapped whole on reload), the spool, the queue manager,
+/// and replies prepared once from the settings. Thread-safe.
+/// </summary>
+internal sealed class InboundContext
+{
+    private volatile Prepared _prepared;
+    private long _sessionIds;
+
+    public InboundContext(RelayMtaSettings settings, Spool.Spool spool, IActorRef queueManager, ILoggerFactory loggers)
+    {
+        _prepared = new Prepared(settings);
+        Spool = spool;
+        QueueManager = queueManager;
+        Log = loggers.CreateLogger("RelayMta.Smtpd");
+    }
+
+    public RelayMtaSettings Settings => _prepared.Settings;
+
+    public Spool.Spool Spool { get; }
+
+    public IActorRef QueueManager { get; }
+
+    public ILogger Log { get; }
+
+    public SmtpReply Banner => _prepared.Banner;
+
+    public SmtpReply EhloReply => _prepared.Ehlo;
+
+    public SmtpReply HeloReply => _prepared.Helo;
+
+    public long NextSessionId() => Interlocked.Increment(ref _sessionIds);
+
+    /// <summary>Puts new settings in force for commands from now on (reload).</summary>
+    public void Update(RelayMtaSettings settings) => _prepared = new Prepared(settings);
+
+    /// <summary>Whether a client at <paramref name="address"/> may relay to non-local domains.</summary>
+    public bool MayRelay(IPAddress address)
+    {
+        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
+        foreach (var network in Settings.Relay.AllowedNetworks)
+            if (network.Contains(address)) return true;
+        return false;
+    }
+
+    /// <summary>
+    /// Decides on one recipient. Returns null to accept, with the address to store and whether it is
+    /// local; otherwise the reply to send.
+    /// </summary>
+    public SmtpReply? CheckRecipient(in MailPath path, bool mayRelay, out string address, out bool isLocal)
+    {
+        var settings = Settings;
+        address = "";
+        isLocal = false;
+        string local;
+        string domainKey;
+        if (path.IsPostmaster)
+        {
+            // RFC 5321 4.5.1: <Postmaster> goes to the postmaster of our own domain.
+            domainKey = settings.Local.Domains.Contains(settings.Hostname.ToLowerInvariant())
+                ? settings.Hostname.ToLowerInvariant()
+                : settings.Local.Domains.FirstOrDefault() ?? "";
+            if (domainKey.Length == 0) return Replies.UserUnknown;
+            local = "postmaster";
+        }
+        else
+        {
+            local = Encoding.UTF8.GetString(path.LocalPart);
+            domainKey = DomainName.Normalize(Encoding.UTF8.GetString(path.Domain));
+        }
+
+        if (settings.Local.Domains.Contains(domainKey))
+        {
+            var mailbox = MailboxPaths.MailboxName(local);
+            if (mailbox is null) return Replies.MailboxNameNotAllowed;
+            if (settings.Local.Recipients == LocalRecipientPolicy.Existing &&
+                !Directory.Exists(MailboxPaths.For(settings.Local.MailboxRoot, domainKey, mailbox)))
+                return Replies.UserUnknown;
+            isLocal = true;
+            address = local + "@" + domainKey;
+            return null;
+        }
+
+        if (!mayRelay) return Replies.RelayDenied;
+        address = local + "@" + (path.HasNonAscii ? Encoding.UTF8.GetString(path.Domain).ToLowerInvariant() : domainKey);
+        return null;
+    }
+
+    private sealed class Prepared
+    {
+        public Prepared(RelayMtaSettings settings)
+        {
+            Settings = settings;
+            Banner = new SmtpReply(220, "", $"{settings.Hostname} ESMTP RelayMta");
+            Helo = new SmtpReply(250, "", settings.Hostname);
+            // RFC 5321 4.1.1.1: the first line names us; then one extension per line.
+            Ehlo = new SmtpReply(250, "", string.Join('\n',
+                settings.Hostname,
+                "PIPELINING",
+                "SIZE " + settings.Limits.MaxMessageSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                "8BITMIME",
+                "ENHANCEDSTATUSCODES",
+                "SMTPUTF8"));
+        }
+
+        public RelayMtaSettings Settings { get; }
+        public SmtpReply Banner { get; }
+        public SmtpReply Helo { get; }
+        public SmtpReply Ehlo { get; }
+    }
+}

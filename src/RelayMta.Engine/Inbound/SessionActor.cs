@@ -1,0 +1,41 @@
+using System.Net.Sockets;
+using Akka.Actor;
+
+namespace RelayMta.Engine.Inbound;
+
+/// <summary>
+/// Owns one SMTP connection: runs its <see cref="SmtpSession"/> loop and handles its lifecycle
+/// (drain on shutdown, forced close at the deadline, stop when the loop ends). Created by the
+/// <see cref="ListenerActor"/> for each accepted connection. Commands and message bytes never pass
+/// through this actor's mailbox: the control plane does, the data plane stays in the pipes.
+/// </summary>
+internal sealed class SessionActor : ReceiveActor
+{
+    private readonly SmtpSession _session;
+    private readonly CancellationTokenSource _stop = new();
+
+    public SessionActor(Socket socket, InboundContext context, long id)
+    {
+        _session = new SmtpSession(socket, context, id);
+        Receive<InboundProtocol.Drain>(_ => _session.RequestDrain());
+        Receive<InboundProtocol.ForceClose>(_ => _session.RequestForceClose());
+        Receive<InboundProtocol.Ended>(_ => Context.Stop(Self));
+        Receive<InboundProtocol.Faulted>(f =>
+        {
+            Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(context.Log, f.Cause, "session {Session} failed", id);
+            Context.Stop(Self);
+        });
+    }
+
+    protected override void PreStart() =>
+        _session.RunAsync(_stop.Token).PipeTo(Self,
+            success: () => InboundProtocol.Ended.Instance,
+            failure: ex => new InboundProtocol.Faulted(ex));
+
+    protected override void PostStop()
+    {
+        _stop.Cancel();
+        _session.Dispose();
+        _stop.Dispose();
+    }
+}
