@@ -17,6 +17,7 @@ public sealed class RelayMtaRuntime : IDisposable
         Settings = settings;
         Spool = spool;
         Listeners = listeners;
+        BoundEndpoints = listeners.Select(l => (IPEndPoint)l.LocalEndPoint!).ToList();
         Loggers = loggers;
     }
 
@@ -30,7 +31,7 @@ public sealed class RelayMtaRuntime : IDisposable
     public IReadOnlyList<Socket> Listeners { get; }
 
     /// <summary>Where the listeners are bound (port 0 in the settings becomes the real port here).</summary>
-    public IReadOnlyList<IPEndPoint> BoundEndpoints => Listeners.Select(l => (IPEndPoint)l.LocalEndPoint!).ToList();
+    public IReadOnlyList<IPEndPoint> BoundEndpoints { get; }
 
     /// <summary>Logging.</summary>
     public ILoggerFactory Loggers { get; }

@@ -82,6 +82,7 @@ internal sealed class ListenerActor : ReceiveActor, IWithTimers
         {
             var index = i;
             var socket = _listeners[i];
+            _log.LogInformation("listening for SMTP on {Endpoint}", socket.LocalEndPoint);
             _ = Task.Run(async () =>
             {
                 while (true)

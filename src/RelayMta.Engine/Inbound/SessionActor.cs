@@ -9,8 +9,11 @@ namespace RelayMta.Engine.Inbound;
 /// <see cref="ListenerActor"/> for each accepted connection. Commands and message bytes never pass
 /// through this actor's mailbox: the control plane does, the data plane stays in the pipes.
 /// </summary>
-internal sealed class SessionActor : ReceiveActor
+internal sealed class SessionActor : ReceiveActor, IWithTimers
 {
+    // A client that does not read our 421 cannot hold the session open past this.
+    private static readonly TimeSpan HardStopAfter = TimeSpan.FromSeconds(5);
+
     private readonly SmtpSession _session;
     private readonly CancellationTokenSource _stop = new();
 
@@ -18,7 +21,12 @@ internal sealed class SessionActor : ReceiveActor
     {
         _session = new SmtpSession(socket, context, id);
         Receive<InboundProtocol.Drain>(_ => _session.RequestDrain());
-        Receive<InboundProtocol.ForceClose>(_ => _session.RequestForceClose());
+        Receive<InboundProtocol.ForceClose>(_ =>
+        {
+            _session.RequestForceClose();
+            Timers.StartSingleTimer("hard-stop", HardStop.Instance, HardStopAfter);
+        });
+        Receive<HardStop>(_ => Context.Stop(Self));
         Receive<InboundProtocol.Ended>(_ => Context.Stop(Self));
         Receive<InboundProtocol.Faulted>(f =>
         {
@@ -26,6 +34,8 @@ internal sealed class SessionActor : ReceiveActor
             Context.Stop(Self);
         });
     }
+
+    public ITimerScheduler Timers { get; set; } = null!;
 
     protected override void PreStart() =>
         _session.RunAsync(_stop.Token).PipeTo(Self,
@@ -37,5 +47,10 @@ internal sealed class SessionActor : ReceiveActor
         _stop.Cancel();
         _session.Dispose();
         _stop.Dispose();
+    }
+
+    private sealed record HardStop
+    {
+        public static readonly HardStop Instance = new();
     }
 }

@@ -92,7 +92,6 @@ internal sealed class SmtpSession : IDisposable
     {
         _forced = true;
         _input.CancelPendingRead();
-        _output.CancelPendingFlush();
     }
 
     /// <summary>Runs the session until the client quits, the connection drops, or we close it.</summary>

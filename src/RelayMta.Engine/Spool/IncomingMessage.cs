@@ -17,10 +17,12 @@ public sealed class IncomingMessage : IBufferWriter<byte>, IDisposable
     private readonly string _bodiesDir;
     private readonly int _inlineLimit;
     private readonly List<byte[]> _chunks = new(4);
+    private readonly List<int> _filled = new(4); // bytes used in each chunk but the last (a size hint can leave room unused)
     private int _lastUsed; // bytes used in the last chunk
     private long _length;
     private SafeFileHandle? _spill;
     private long _spilled; // bytes written to the spill file
+    private bool _adopted; // the file belongs to a stored message: never ours to delete
     private bool _disposed;
 
     internal IncomingMessage(QueueId id, string bodiesDir, int inlineLimit)
@@ -80,14 +82,14 @@ public sealed class IncomingMessage : IBufferWriter<byte>, IDisposable
         }
         var copied = 0;
         var position = 0L;
-        foreach (var chunk in _chunks)
+        for (var i = 0; i < _chunks.Count; i++)
         {
-            var used = ReferenceEquals(chunk, _chunks[^1]) ? _lastUsed : chunk.Length;
+            var used = Used(i);
             if (offset < position + used && copied < destination.Length)
             {
                 var start = (int)Math.Max(0, offset - position);
                 var n = Math.Min(used - start, destination.Length - copied);
-                chunk.AsSpan(start, n).CopyTo(destination[copied..]);
+                _chunks[i].AsSpan(start, n).CopyTo(destination[copied..]);
                 copied += n;
             }
             position += used;
@@ -100,7 +102,7 @@ public sealed class IncomingMessage : IBufferWriter<byte>, IDisposable
     {
         for (var i = 0; i < _chunks.Count; i++)
         {
-            var used = i == _chunks.Count - 1 ? _lastUsed : _chunks[i].Length;
+            var used = Used(i);
             if (used > 0) yield return _chunks[i].AsMemory(0, used);
         }
     }
@@ -109,6 +111,7 @@ public sealed class IncomingMessage : IBufferWriter<byte>, IDisposable
     internal void AdoptExisting(long length)
     {
         _spill = File.OpenHandle(SpillPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        _adopted = true;
         _spilled = length;
         _length = length;
     }
@@ -121,18 +124,22 @@ public sealed class IncomingMessage : IBufferWriter<byte>, IDisposable
         Fsync.File(_spill);
     }
 
-    /// <summary>Returns pooled memory and closes the spill file; <paramref name="deleteSpill"/> removes it too.</summary>
+    /// <summary>
+    /// Returns pooled memory and closes the spill file; <paramref name="deleteSpill"/> removes it too,
+    /// unless it was adopted (a failed relocation must not delete the body of a message still stored).
+    /// </summary>
     internal void Release(bool deleteSpill)
     {
         if (_disposed) return;
         _disposed = true;
         foreach (var chunk in _chunks) ArrayPool<byte>.Shared.Return(chunk);
         _chunks.Clear();
+        _filled.Clear();
         if (_spill is not null)
         {
             _spill.Dispose();
             _spill = null;
-            if (deleteSpill)
+            if (deleteSpill && !_adopted)
             {
                 try
                 {
@@ -168,6 +175,7 @@ public sealed class IncomingMessage : IBufferWriter<byte>, IDisposable
         }
         else
         {
+            if (_chunks.Count > 0) _filled.Add(_lastUsed);
             _chunks.Add(chunk);
         }
         _lastUsed = 0;
@@ -181,7 +189,7 @@ public sealed class IncomingMessage : IBufferWriter<byte>, IDisposable
         var offset = 0L;
         for (var i = 0; i < _chunks.Count; i++)
         {
-            var used = i == _chunks.Count - 1 ? _lastUsed : _chunks[i].Length;
+            var used = Used(i);
             RandomAccess.Write(_spill, _chunks[i].AsSpan(0, used), offset);
             offset += used;
         }
@@ -189,9 +197,13 @@ public sealed class IncomingMessage : IBufferWriter<byte>, IDisposable
         var last = _chunks[^1];
         for (var i = 0; i < _chunks.Count - 1; i++) ArrayPool<byte>.Shared.Return(_chunks[i]);
         _chunks.Clear();
+        _filled.Clear();
         _chunks.Add(last);
         _lastUsed = 0;
     }
+
+    /// <summary>Bytes of content in chunk <paramref name="i"/>.</summary>
+    private int Used(int i) => i == _chunks.Count - 1 ? _lastUsed : _filled[i];
 
     private void FlushStaging()
     {

@@ -61,6 +61,9 @@ internal static class JournalCodec
         b.String(id.Value);
     }
 
+    /// <summary>CRC-32C starts from all ones and the stored value is inverted, so zeros never check out.</summary>
+    public const uint CrcSeed = 0xFFFFFFFF;
+
     public static uint Crc(uint crc, ReadOnlySpan<byte> data)
     {
         while (data.Length >= 8)

@@ -35,10 +35,10 @@ public sealed class QueueIdGenerator
         var value = Decode(seen.Value);
         lock (_gate)
         {
-            var ms = value >> 16;
-            if (ms > _lastMs)
+            // Compare whole ids, not just their milliseconds: a later counter in the same millisecond counts too.
+            if (value > (_lastMs << 16 | (uint)_sequence))
             {
-                _lastMs = ms;
+                _lastMs = value >> 16;
                 _sequence = (int)(value & 0xffff);
             }
         }

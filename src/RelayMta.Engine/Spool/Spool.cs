@@ -40,6 +40,7 @@ public sealed class Spool : IDisposable
     private readonly ArrayBufferWriter<byte> _scratch = new(64 * 1024);
     private Segment _active = null!;
     private volatile bool _stopping;
+    private volatile bool _stopped; // the committer thread has exited
     private long _commits;
     private long _syncs;
 
@@ -62,7 +63,17 @@ public sealed class Spool : IDisposable
         {
             throw new IOException($"the spool {Directory} is in use by another process ({e.Message})", e);
         }
-        Recovered = Recover();
+        try
+        {
+            Recovered = Recover();
+        }
+        catch
+        {
+            // Otherwise the lock stays taken until the finalizer runs, and a retry says "in use".
+            _active?.Handle?.Dispose();
+            _lock.Dispose();
+            throw;
+        }
         _committer = new Thread(Run) { IsBackground = true, Name = "spool-committer" };
         _committer.Start();
     }
@@ -162,7 +173,7 @@ public sealed class Spool : IDisposable
             // Opened under the lock that segment deletion takes, so the file is there to open.
             if (loc.External is not null)
                 return new BodyReader(OpenRead(Path.Combine(_bodiesDir, loc.External)), 0, loc.BodyLength);
-            return new BodyReader(OpenRead(_segments[loc.BodySegment].Path), loc.BodyOffset, loc.BodyLength);
+            return new BodyReader(OpenRead(_segments[loc.MessageSegment].Path), loc.BodyOffset, loc.BodyLength);
         }
     }
 
@@ -173,9 +184,12 @@ public sealed class Spool : IDisposable
         _stopping = true;
         _signal.Set();
         _committer.Join();
+        _stopped = true;
+        Interlocked.MemoryBarrier();
+        FailQueued(); // requests that slipped in after the committer's last look
         _active.Handle?.Dispose();
         _lock.Dispose();
-        _signal.Dispose();
+        // _signal is not disposed: a Submit racing with Dispose may still Set it (it holds no handle).
     }
 
     private Task Submit(Request request)
@@ -187,7 +201,18 @@ public sealed class Spool : IDisposable
         }
         _requests.Enqueue(request);
         _signal.Set();
+        // Raced with Dispose and the committer is gone: fail rather than leave the task pending forever.
+        if (_stopped) FailQueued();
         return request.Completion.Task;
+    }
+
+    private void FailQueued()
+    {
+        while (_requests.TryDequeue(out var r))
+        {
+            r.Body?.Release(deleteSpill: true);
+            r.Completion.TrySetException(new ObjectDisposedException(nameof(Spool), "the spool is closed"));
+        }
     }
 
     // ---------------------------------------------------------------- committer thread
@@ -210,7 +235,16 @@ public sealed class Spool : IDisposable
 
             if (batch.Count > 0)
             {
-                Commit(batch);
+                try
+                {
+                    Commit(batch);
+                }
+                catch (Exception e)
+                {
+                    // The committer thread must not die: fail this batch and carry on.
+                    _log.LogCritical(e, "spool committer: unexpected failure");
+                    foreach (var r in batch) r.Completion.TrySetException(new IOException("the spool could not store the record", e));
+                }
                 batch.Clear();
             }
             else if (_stopping)
@@ -278,9 +312,17 @@ public sealed class Spool : IDisposable
             r.Body?.Release(deleteSpill: false);
             r.Completion.TrySetResult();
         }
-        foreach (var name in deadBodies) DeleteQuietly(Path.Combine(_bodiesDir, name));
-        DeleteFreeSegments();
-        if (_active.Size >= _options.SegmentSize) Rotate();
+        try
+        {
+            foreach (var name in deadBodies) DeleteQuietly(Path.Combine(_bodiesDir, name));
+            DeleteFreeSegments();
+            if (_active.Size >= _options.SegmentSize) Rotate();
+        }
+        catch (Exception e)
+        {
+            // Housekeeping only: the batch is durable. Space is reclaimed on a later pass.
+            _log.LogError(e, "spool housekeeping after a commit failed; will try again");
+        }
     }
 
     /// <summary>Frames every record of the batch; returns the buffers to write, in order.</summary>
@@ -310,7 +352,7 @@ public sealed class Spool : IDisposable
             var headLength = _scratch.WrittenCount - recordStart - JournalCodec.FrameHeader - 1;
             var frame = System.Runtime.InteropServices.MemoryMarshal.AsMemory(_scratch.WrittenMemory).Span[recordStart..];
             frame[JournalCodec.FrameHeader] = (byte)r.Type;
-            var crc = JournalCodec.Crc(0, frame[JournalCodec.FrameHeader..]);
+            var crc = JournalCodec.Crc(JournalCodec.CrcSeed, frame[JournalCodec.FrameHeader..]);
             var bodyLength = 0L;
             if (inlineBody)
             {
@@ -320,7 +362,7 @@ public sealed class Spool : IDisposable
             var payloadLength = 1 + headLength + bodyLength;
             if (payloadLength > JournalCodec.MaxRecord) throw new IOException("record too large for the journal");
             BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)payloadLength);
-            BinaryPrimitives.WriteUInt32LittleEndian(frame[4..], crc);
+            BinaryPrimitives.WriteUInt32LittleEndian(frame[4..], ~crc);
 
             r.RecordOffset = position;
             r.BodyOffset = position + JournalCodec.FrameHeader + 1 + headLength;
@@ -350,7 +392,7 @@ public sealed class Spool : IDisposable
                 var loc = new Location(r.Envelope!, r.State!)
                 {
                     External = body.IsSpilled ? r.Id.Value : null,
-                    BodySegment = body.IsSpilled ? -1 : _active.Id,
+                    MessageSegment = _active.Id,
                     BodyOffset = r.BodyOffset,
                     BodyLength = body.Length,
                     StateSegment = _active.Id,
@@ -379,15 +421,17 @@ public sealed class Spool : IDisposable
         }
     }
 
+    // The segment of the Message record is referenced even when the body is in a file of its own:
+    // that record holds the envelope, and the State records in later segments mean nothing without it.
     private void Reference(Location loc)
     {
-        if (loc.BodySegment >= 0) _segments[loc.BodySegment].Refs++;
+        _segments[loc.MessageSegment].Refs++;
         _segments[loc.StateSegment].Refs++;
     }
 
     private void Unreference(Location loc)
     {
-        if (loc.BodySegment >= 0) _segments[loc.BodySegment].Refs--;
+        _segments[loc.MessageSegment].Refs--;
         _segments[loc.StateSegment].Refs--;
     }
 
@@ -468,14 +512,14 @@ public sealed class Spool : IDisposable
                 target = oldest;
             }
             if (target is null) return;
-            movers = _index.Values.Where(l => l.BodySegment == target.Id || l.StateSegment == target.Id).ToList();
+            movers = _index.Values.Where(l => l.MessageSegment == target.Id || l.StateSegment == target.Id).ToList();
         }
 
         // Copy inline bodies that live in the old segment into files of their own.
         var copied = new List<Location>();
         foreach (var loc in movers)
         {
-            if (loc.BodySegment != target.Id) continue;
+            if (loc.MessageSegment != target.Id || loc.External is not null) continue;
             var path = Path.Combine(_bodiesDir, loc.Envelope.Id.Value);
             using (var source = OpenRead(target.Path))
             using (var dest = File.OpenHandle(path, FileMode.Create, FileAccess.ReadWrite))
@@ -501,14 +545,14 @@ public sealed class Spool : IDisposable
         }
         if (copied.Count > 0) Fsync.Directory(_bodiesDir);
 
-        // One Message record per mover, naming its body file and carrying its latest state.
+        // One Message record per mover whose envelope is in the old segment, naming its body file
+        // and carrying its latest state.
         var batch = new List<Request>(movers.Count);
         foreach (var loc in movers)
         {
-            var external = loc.BodySegment == target.Id ? loc.Envelope.Id.Value : loc.External;
-            if (external is null)
+            if (loc.MessageSegment != target.Id)
             {
-                // Body is in a newer segment: only the state needs re-writing.
+                // Envelope (and body) in a newer segment: only the state needs re-writing.
                 batch.Add(new Request(RecordType.State, loc.Envelope.Id) { State = loc.State });
                 continue;
             }
@@ -518,6 +562,11 @@ public sealed class Spool : IDisposable
         }
         _log.LogInformation("spool: moving {Count} long-lived messages out of journal segment {Segment}", batch.Count, target.Id);
         Commit(batch);
+        if (batch.Any(r => r.Completion.Task.IsFaulted))
+        {
+            // Nothing names the copies; the bodies are still in the old segment (next round tries again).
+            foreach (var loc in copied) DeleteQuietly(Path.Combine(_bodiesDir, loc.Envelope.Id.Value));
+        }
     }
 
     // ---------------------------------------------------------------- recovery
@@ -585,7 +634,7 @@ public sealed class Spool : IDisposable
                 {
                     payload = new byte[length];
                     RandomAccess.Read(handle, payload, offset + JournalCodec.FrameHeader);
-                    if (JournalCodec.Crc(0, payload) != crc) problem = "a record with a bad checksum";
+                    if (~JournalCodec.Crc(JournalCodec.CrcSeed, payload) != crc) problem = "a record with a bad checksum";
                 }
             }
 
@@ -626,7 +675,7 @@ public sealed class Spool : IDisposable
                 var loc = new Location(head.Envelope, head.State)
                 {
                     External = head.ExternalBody,
-                    BodySegment = head.ExternalBody is null ? segment.Id : -1,
+                    MessageSegment = segment.Id,
                     BodyOffset = recordOffset + JournalCodec.FrameHeader + 1 + head.HeadLength,
                     BodyLength = head.BodyLength,
                     StateSegment = segment.Id,
@@ -699,7 +748,8 @@ public sealed class Spool : IDisposable
         public MailEnvelope Envelope { get; } = envelope;
         public MessageState State { get; set; } = state;
         public string? External { get; init; }
-        public long BodySegment { get; init; }
+        /// <summary>The segment holding the Message record (and the body, when <see cref="External"/> is null).</summary>
+        public long MessageSegment { get; init; }
         public long BodyOffset { get; init; }
         public long BodyLength { get; init; }
         public long StateSegment { get; set; }

@@ -14,7 +14,10 @@ public static class DomainName
     public static string Normalize(string domain)
     {
         if (domain.Length > 0 && domain[^1] == '.') domain = domain[..^1];
-        if (domain.StartsWith('[')) return domain.ToLowerInvariant();
+        // Lower-case first: Punycode encodes case, and with InvariantGlobalization the managed
+        // IdnMapping does not apply the UTS 46 case mapping, so "BÜCHER" would become another A-label.
+        domain = domain.ToLowerInvariant();
+        if (domain.StartsWith('[')) return domain;
         foreach (var c in domain)
         {
             if (c > 0x7f)
@@ -25,11 +28,11 @@ public static class DomainName
                 }
                 catch (ArgumentException)
                 {
-                    return domain.ToLowerInvariant();
+                    return domain;
                 }
             }
         }
-        return domain.ToLowerInvariant();
+        return domain;
     }
 
     /// <summary>Whether <paramref name="domain"/> is a plausible host name for configuration (letters, digits, hyphens, dots).</summary>

@@ -16,7 +16,7 @@ public static class ReceivedHeader
         string? singleRecipient, DateTimeOffset when, string? tlsComment = null, string? authUser = null)
     {
         var sb = new StringBuilder(256);
-        sb.Append("Received: from ").Append(Sanitize(helo)).Append(" (").Append(AddressLiteral(client)).Append(')');
+        sb.Append("Received: from ").Append(Sanitize(helo, asciiOnly: true)).Append(" (").Append(AddressLiteral(client)).Append(')');
         sb.Append("\r\n\tby ").Append(hostname).Append(" (RelayMta)");
         if (tlsComment is not null) sb.Append("\r\n\t(").Append(Sanitize(tlsComment)).Append(')');
         if (authUser is not null) sb.Append("\r\n\t(Authenticated sender: ").Append(Sanitize(authUser)).Append(')');
@@ -47,14 +47,18 @@ public static class ReceivedHeader
                + sign + abs.Hours.ToString("00", CultureInfo.InvariantCulture) + abs.Minutes.ToString("00", CultureInfo.InvariantCulture);
     }
 
-    /// <summary>Keeps client-supplied words from breaking the field: printable characters only, bounded length.</summary>
-    internal static string Sanitize(string value)
+    /// <summary>
+    /// Keeps client-supplied words from breaking the field: printable characters only, bounded
+    /// length. The HELO name is ASCII-only (RFC 6531 wants A-labels there), so a client cannot put
+    /// 8-bit bytes into the header of a message that was not sent with SMTPUTF8.
+    /// </summary>
+    internal static string Sanitize(string value, bool asciiOnly = false)
     {
         var sb = new StringBuilder(Math.Min(value.Length, 256));
         foreach (var c in value)
         {
             if (sb.Length >= 256) break;
-            sb.Append(c < 0x20 || c == 0x7f || c == '(' || c == ')' ? '?' : c);
+            sb.Append(c < 0x20 || c == 0x7f || c == '(' || c == ')' || (asciiOnly && c > 0x7f) ? '?' : c);
         }
         return sb.ToString();
     }

@@ -323,16 +323,25 @@ public static class CommandParser
         var inner = literal[1..^1];
         if (inner.Length > 6 && Ascii.EqualsIgnoreCase(inner[..5], "ipv6:"u8))
         {
-            return System.Net.IPAddress.TryParse(inner[5..], out var v6)
+            // No zone ids ("%eth0"): they mean nothing to another host.
+            return inner.IndexOf((byte)'%') < 0 && System.Net.IPAddress.TryParse(inner[5..], out var v6)
                    && v6.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
         }
         // IPv4-address-literal = Snum 3("." Snum); IPAddress.TryParse also takes shorter forms, so
         // check the dotted-quad shape first.
         var dots = 0;
-        foreach (var b in inner)
+        var digits = 0;
+        for (var i = 0; i < inner.Length; i++)
         {
-            if (b == (byte)'.') dots++;
-            else if (b is < (byte)'0' or > (byte)'9') return false;
+            var b = inner[i];
+            if (b == (byte)'.')
+            {
+                dots++;
+                digits = 0;
+            }
+            else if (b is < (byte)'0' or > (byte)'9' || ++digits > 3) return false;
+            // Snum is decimal: a leading zero ("010") would be read as octal by IPAddress.
+            else if (digits == 1 && b == (byte)'0' && i + 1 < inner.Length && inner[i + 1] != (byte)'.') return false;
         }
         return dots == 3 && System.Net.IPAddress.TryParse(inner, out var v4)
                          && v4.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork;
@@ -359,7 +368,7 @@ public static class CommandParser
             }
             else if (Ascii.EqualsIgnoreCase(keyword, "BODY"u8))
             {
-                if (p.Body != BodyType.NotSpecified) return Replies.SyntaxError;
+                if (p.Body != BodyType.NotSpecified || value.IsEmpty) return Replies.SyntaxError;
                 if (Ascii.EqualsIgnoreCase(value, "7BIT"u8)) p.Body = BodyType.SevenBit;
                 else if (Ascii.EqualsIgnoreCase(value, "8BITMIME"u8)) p.Body = BodyType.EightBitMime;
                 else return Replies.ParameterNotImplemented; // BINARYMIME needs CHUNKING, which we do not offer

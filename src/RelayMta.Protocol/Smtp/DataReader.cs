@@ -50,7 +50,7 @@ public sealed class DataReader
     /// <summary>Bytes of unstuffed content seen, including any past the limit.</summary>
     public long Size => _size;
 
-    /// <summary>The longest line seen, CRLF included.</summary>
+    /// <summary>The longest line seen, CRLF included, after unstuffing (a bare CR or LF does not end a line).</summary>
     public int LongestLine { get; private set; }
 
     /// <summary>Gets ready for a new message; the previous line ended with the DATA command's CRLF.</summary>
@@ -134,7 +134,8 @@ public sealed class DataReader
                         Emit(span[runStart..i], sink);
                         runStart = i + 1;
                         _state = State.Dot;
-                        _lineLength++;
+                        // Not counted: RFC 5321 4.5.3.1.6 measures a text line "not counting the
+                        // leading dot duplicated for transparency"; the line is what the sink gets.
                         i++;
                     }
                     else

@@ -47,7 +47,8 @@ public static class LineReader
         if (lf is null)
         {
             if (buffer.Length < maxLength) return LineStatus.NeedMore;
-            buffer = buffer.Slice(buffer.End);
+            // Consume only the bytes looked at: the line's end may already be in the buffer.
+            buffer = buffer.Slice(window.End);
             return LineStatus.TooLong;
         }
 
