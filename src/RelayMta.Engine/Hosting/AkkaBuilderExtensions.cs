@@ -1,7 +1,9 @@
 using Akka.Actor;
 using Akka.Hosting;
 using RelayMta.Engine.Inbound;
+using Microsoft.Extensions.Logging;
 using RelayMta.Engine.Local;
+using RelayMta.Engine.Outbound;
 using RelayMta.Engine.Queue;
 
 namespace RelayMta.Engine.Hosting;
@@ -42,7 +44,13 @@ public static class AkkaBuilderExtensions
         {
             var writer = new MaildirWriter(settings.Local.MailboxRoot, settings.Hostname, settings.Local.Recipients == LocalRecipientPolicy.Any);
             var local = system.ActorOf(Props.Create(() => new LocalDeliveryActor(writer, runtime.Spool, 8)), "local-delivery");
-            var queue = system.ActorOf(Props.Create(() => new QueueManagerActor(settings, runtime.Spool, local, runtime.Loggers)), "queue-manager");
+            var schedule = new RetrySchedule(settings.Outbound.RetryIntervals, settings.Outbound.MaxQueueLifetime);
+            var resolver = new MxResolver(settings.Dns, runtime.Loggers.CreateLogger("RelayMta.Dns"));
+            var transport = runtime.OutboundTransport
+                            ?? new SmtpOutboundTransport(settings.Hostname, settings.Outbound, id => runtime.Spool.OpenBody(id));
+            var outboundContext = new OutboundContext(settings, resolver, transport, schedule, runtime.Loggers.CreateLogger("RelayMta.Outbound"));
+            Func<IActorRef, Props> outbound = qm => Props.Create(() => new OutboundActor(outboundContext, qm));
+            var queue = system.ActorOf(Props.Create(() => new QueueManagerActor(settings, runtime.Spool, local, outbound, runtime.Loggers)), "queue-manager");
             var context = new InboundContext(settings, runtime.Spool, queue, runtime.Loggers);
             var listener = system.ActorOf(Props.Create(() => new ListenerActor(runtime.Listeners, context)), "listener");
             registry.Register<LocalDeliveryKey>(local);

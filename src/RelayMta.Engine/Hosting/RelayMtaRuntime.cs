@@ -36,6 +36,9 @@ public sealed class RelayMtaRuntime : IDisposable
     /// <summary>Logging.</summary>
     public ILoggerFactory Loggers { get; }
 
+    /// <summary>Replaces the SMTP client (tests, benchmarks); null for the real one. Set before the host starts.</summary>
+    public Outbound.IOutboundTransport? OutboundTransport { get; set; }
+
     /// <summary>Opens the spool and binds the listeners; throws <see cref="StartupException"/> with a clear message.</summary>
     public static RelayMtaRuntime Start(RelayMtaSettings settings, ILoggerFactory loggers, SpoolOptions? spoolOptions = null)
     {

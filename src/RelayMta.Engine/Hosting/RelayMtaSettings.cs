@@ -88,11 +88,29 @@ public sealed record RelayMtaSettings
 
         var intervals = r.DurationList("outbound.retry-intervals");
         if (intervals.Count == 0) r.Error("outbound.retry-intervals", "must name at least one interval").Throw();
+        var second = TimeSpan.FromSeconds(1);
         var outbound = new OutboundSettings
         {
             Port = r.Int("outbound.port", 1, 65535),
             RetryIntervals = intervals,
-            MaxQueueLifetime = r.Duration("outbound.max-queue-lifetime", TimeSpan.FromSeconds(1)),
+            MaxQueueLifetime = r.Duration("outbound.max-queue-lifetime", second),
+            MaxConnections = r.Int("outbound.max-connections", 1, 100_000),
+            MaxConnectionsPerDestination = r.Int("outbound.max-connections-per-destination", 1, 100_000),
+            MaxMessagesPerConnection = r.Int("outbound.max-messages-per-connection", 1, 1_000_000),
+            ConnectionIdleTimeout = r.Duration("outbound.connection-idle-timeout", TimeSpan.Zero),
+            Timeouts = new ClientTimeouts
+            {
+                Connect = r.Duration("outbound.timeouts.connect", TimeSpan.FromMilliseconds(100)),
+                Greeting = r.Duration("outbound.timeouts.greeting", TimeSpan.FromMilliseconds(100)),
+                Command = r.Duration("outbound.timeouts.command", TimeSpan.FromMilliseconds(100)),
+                Mail = r.Duration("outbound.timeouts.mail", TimeSpan.FromMilliseconds(100)),
+                Rcpt = r.Duration("outbound.timeouts.rcpt", TimeSpan.FromMilliseconds(100)),
+                DataInit = r.Duration("outbound.timeouts.data-init", TimeSpan.FromMilliseconds(100)),
+                DataBlock = r.Duration("outbound.timeouts.data-block", TimeSpan.FromMilliseconds(100)),
+                DataDone = r.Duration("outbound.timeouts.data-done", TimeSpan.FromMilliseconds(100)),
+            },
+            CircuitBreakerFailures = r.Int("outbound.circuit-breaker.failures", 2, 10_000),
+            CircuitBreakerBreak = r.Duration("outbound.circuit-breaker.break", TimeSpan.FromMilliseconds(500)),
         };
 
         var limits = new LimitSettings
@@ -113,7 +131,12 @@ public sealed record RelayMtaSettings
             SpoolDir = spoolDir,
             Local = new LocalSettings { Domains = domainSet, MailboxRoot = mailboxRoot, Recipients = policy },
             Relay = new RelaySettings { AllowedNetworks = networks, Smarthost = smarthost },
-            Dns = new DnsSettings { Servers = dnsServers },
+            Dns = new DnsSettings
+            {
+                Servers = dnsServers,
+                Timeout = r.Duration("dns.timeout", TimeSpan.FromMilliseconds(100)),
+                Retries = r.Int("dns.retries", 0, 10),
+            },
             Outbound = outbound,
             Limits = limits,
             DrainTimeout = r.Duration("shutdown.drain-timeout", TimeSpan.Zero),
@@ -146,6 +169,10 @@ public sealed record DnsSettings
 {
     /// <summary>Resolvers; empty for the system's.</summary>
     public required IReadOnlyList<IPEndPoint> Servers { get; init; }
+    /// <summary>One query's time-out.</summary>
+    public required TimeSpan Timeout { get; init; }
+    /// <summary>Retries of a failed query.</summary>
+    public required int Retries { get; init; }
 }
 
 /// <summary><c>relay-mta.outbound</c>.</summary>
@@ -157,6 +184,41 @@ public sealed record OutboundSettings
     public required IReadOnlyList<TimeSpan> RetryIntervals { get; init; }
     /// <summary>Bounce after this long in the queue.</summary>
     public required TimeSpan MaxQueueLifetime { get; init; }
+    /// <summary>Outbound connections for the whole relay.</summary>
+    public required int MaxConnections { get; init; }
+    /// <summary>Outbound connections to one destination.</summary>
+    public required int MaxConnectionsPerDestination { get; init; }
+    /// <summary>Messages sent over one connection before it is closed.</summary>
+    public required int MaxMessagesPerConnection { get; init; }
+    /// <summary>Idle time before a connection is closed.</summary>
+    public required TimeSpan ConnectionIdleTimeout { get; init; }
+    /// <summary>SMTP client time-outs.</summary>
+    public required ClientTimeouts Timeouts { get; init; }
+    /// <summary>Connection failures in a row that open a destination's circuit.</summary>
+    public required int CircuitBreakerFailures { get; init; }
+    /// <summary>How long an open circuit stays open.</summary>
+    public required TimeSpan CircuitBreakerBreak { get; init; }
+}
+
+/// <summary>SMTP client time-outs (RFC 5321 4.5.3.2).</summary>
+public sealed record ClientTimeouts
+{
+    /// <summary>TCP connect.</summary>
+    public required TimeSpan Connect { get; init; }
+    /// <summary>The 220 banner.</summary>
+    public required TimeSpan Greeting { get; init; }
+    /// <summary>EHLO, HELO, STARTTLS, RSET, QUIT.</summary>
+    public required TimeSpan Command { get; init; }
+    /// <summary>MAIL.</summary>
+    public required TimeSpan Mail { get; init; }
+    /// <summary>RCPT.</summary>
+    public required TimeSpan Rcpt { get; init; }
+    /// <summary>The 354 after DATA.</summary>
+    public required TimeSpan DataInit { get; init; }
+    /// <summary>Each write of content.</summary>
+    public required TimeSpan DataBlock { get; init; }
+    /// <summary>The reply after the final dot.</summary>
+    public required TimeSpan DataDone { get; init; }
 }
 
 /// <summary><c>relay-mta.limits</c>.</summary>

@@ -3,34 +3,42 @@ using System.Globalization;
 using Akka.Actor;
 using Microsoft.Extensions.Logging;
 using RelayMta.Engine.Hosting;
-using RelayMta.Engine.Local;
+using RelayMta.Engine.Outbound;
 using RelayMta.Engine.Spool;
-using RelayMta.Protocol.Mail;
 
 namespace RelayMta.Engine.Queue;
 
 /// <summary>
-/// Owns the queued messages (Postfix's qmgr): takes each committed message (from sessions, and
-/// from the spool at start), routes its recipients to local delivery or onward, records every
-/// per-recipient result in the spool, and removes the message once every recipient is final.
-/// The truth lives on disk, so after a restart <see cref="PreStart"/> picks everything up again.
+/// Owns the queued messages (Postfix's qmgr). Takes each committed message (from sessions, and from
+/// the spool at start), routes each recipient to local delivery or to the outbound queue (its
+/// child), records every per-recipient result in the spool, sends the sender one delivery status
+/// notification for the recipients that failed, and removes the message once every recipient is
+/// final. Recipients handed to the outbound queue belong to their destination until they are final:
+/// the destination retries them on its own timer. The truth lives on disk, so after a restart
+/// <see cref="PreStart"/> picks everything up again.
 /// </summary>
 internal sealed class QueueManagerActor : ReceiveActor, IWithTimers
 {
+    private static readonly TimeSpan BounceRetry = TimeSpan.FromMinutes(1);
     private readonly RelayMtaSettings _settings;
     private readonly Spool.Spool _spool;
     private readonly IActorRef _localDelivery;
+    private readonly Func<IActorRef, Props>? _outboundProps;
     private readonly RetrySchedule _schedule;
     private readonly ILogger _log;
     private readonly Dictionary<QueueId, Tracked> _messages = new();
     private readonly List<IActorRef> _quiesceWaiters = new();
+    private IActorRef? _outbound;
     private bool _quiescing;
+    private bool _outboundQuiet;
 
-    public QueueManagerActor(RelayMtaSettings settings, Spool.Spool spool, IActorRef localDelivery, ILoggerFactory loggers)
+    public QueueManagerActor(RelayMtaSettings settings, Spool.Spool spool, IActorRef localDelivery, Func<IActorRef, Props>? outboundProps,
+        ILoggerFactory loggers)
     {
         _settings = settings;
         _spool = spool;
         _localDelivery = localDelivery;
+        _outboundProps = outboundProps;
         _schedule = new RetrySchedule(settings.Outbound.RetryIntervals, settings.Outbound.MaxQueueLifetime);
         _log = loggers.CreateLogger("RelayMta.Queue");
 
@@ -41,14 +49,51 @@ internal sealed class QueueManagerActor : ReceiveActor, IWithTimers
         });
         Receive<QueueProtocol.RecipientResults>(Apply);
         Receive<RetryLocal>(r => Dispatch(r.Id));
+        Receive<RetryBounce>(r =>
+        {
+            if (_messages.TryGetValue(r.Id, out var m)) Settle(m);
+        });
+        Receive<BounceCommitted>(OnBounceCommitted);
+        Receive<BounceFailed>(f =>
+        {
+            if (!_messages.TryGetValue(f.Id, out var m)) return;
+            m.BounceInProgress = false;
+            _log.LogError(f.Cause, "{QueueId}: could not make the non-delivery notification; trying again in {Delay}", f.Id, BounceRetry);
+            Timers.StartSingleTimer(("bounce", f.Id), new RetryBounce(f.Id), BounceRetry);
+        });
+        Receive<QueueProtocol.Redispatch>(r =>
+        {
+            foreach (var m in _messages.Values)
+            {
+                var lost = m.Outbound.Where(i => Routing.DestinationOf(m.Envelope.Recipients[i], _settings) == r.Destination).ToList();
+                if (lost.Count == 0) continue;
+                foreach (var i in lost) m.Outbound.Remove(i);
+                Dispatch(m.Envelope.Id);
+            }
+        });
         Receive<QueueProtocol.GetStatus>(_ => Sender.Tell(new QueueProtocol.QueueStatus(_messages.Count,
             _messages.Values.Sum(m => m.State.Recipients.Count(r => !r.IsFinal)))));
         Receive<QueueProtocol.Quiesce>(q =>
         {
             _quiescing = true;
             _quiesceWaiters.Add(Sender);
-            if (InFlight() == 0) ReleaseQuiesce();
-            else Timers.StartSingleTimer("quiesce", QuiesceTimeout.Instance, q.Timeout);
+            Timers.StartSingleTimer("quiesce", QuiesceTimeout.Instance, q.Timeout);
+            if (_outbound is null)
+            {
+                _outboundQuiet = true;
+            }
+            else
+            {
+                // Transactions in flight finish (or time out) rather than being cut mid-DATA.
+                _outbound.Ask<Akka.Done>(new OutboundProtocol.Quiesce(), q.Timeout)
+                    .PipeTo(Self, success: _ => OutboundQuiet.Instance, failure: _ => OutboundQuiet.Instance);
+            }
+            if (_outboundQuiet && LocalInFlight() == 0) ReleaseQuiesce();
+        });
+        Receive<OutboundQuiet>(_ =>
+        {
+            _outboundQuiet = true;
+            if (LocalInFlight() == 0) ReleaseQuiesce();
         });
         Receive<QuiesceTimeout>(_ => ReleaseQuiesce());
     }
@@ -57,35 +102,52 @@ internal sealed class QueueManagerActor : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
+        if (_outboundProps is not null) _outbound = Context.ActorOf(_outboundProps(Self), "outbound");
         foreach (var entry in _spool.Recovered)
         {
-            if (!_spool.Contains(entry.Id)) continue;
-            Track(entry);
+            if (_spool.Contains(entry.Id)) Track(entry);
         }
-        foreach (var id in _messages.Keys.ToList()) Dispatch(id);
+        foreach (var m in _messages.Values.ToList())
+        {
+            Settle(m); // finish, or bounce, whatever a crash interrupted
+            Dispatch(m.Envelope.Id);
+        }
     }
 
     private void Track(SpoolEntry entry) => _messages[entry.Id] = new Tracked(entry.Envelope, entry.State);
-
-    private bool IsLocal(string address)
-    {
-        var (_, domain) = MailboxPaths.Split(address);
-        return _settings.Local.Domains.Contains(DomainName.Normalize(domain));
-    }
 
     private void Dispatch(QueueId id)
     {
         if (_quiescing || !_messages.TryGetValue(id, out var m) || m.State.Held) return;
         var local = ImmutableArray.CreateBuilder<int>();
+        var remote = new Dictionary<string, ImmutableArray<int>.Builder>(StringComparer.Ordinal);
         for (var i = 0; i < m.Envelope.Recipients.Length; i++)
         {
-            if (m.State.Recipients[i].IsFinal || m.InFlight.Contains(i)) continue;
-            if (IsLocal(m.Envelope.Recipients[i])) local.Add(i);
-            // Non-local recipients wait here for the outbound queue.
+            if (m.State.Recipients[i].IsFinal || m.InFlight.Contains(i) || m.Outbound.Contains(i)) continue;
+            var address = m.Envelope.Recipients[i];
+            if (Routing.IsLocal(address, _settings))
+            {
+                local.Add(i);
+            }
+            else if (_outbound is not null)
+            {
+                var destination = Routing.DestinationOf(address, _settings);
+                if (!remote.TryGetValue(destination, out var list)) remote[destination] = list = ImmutableArray.CreateBuilder<int>();
+                list.Add(i);
+            }
         }
-        if (local.Count == 0) return;
-        foreach (var i in local) m.InFlight.Add(i);
-        _localDelivery.Tell(new LocalProtocol.DeliverLocal(m.Envelope, local.ToImmutable()));
+        if (local.Count > 0)
+        {
+            foreach (var i in local) m.InFlight.Add(i);
+            _localDelivery.Tell(new LocalProtocol.DeliverLocal(m.Envelope, local.ToImmutable()));
+        }
+        // RFC 5321 5.1-ish: one transaction per destination, all its recipients together.
+        var notBefore = m.State.NextAttemptAt ?? DateTimeOffset.UtcNow;
+        foreach (var (destination, indices) in remote)
+        {
+            foreach (var i in indices) m.Outbound.Add(i);
+            _outbound!.Tell(new OutboundProtocol.Deliver(new DeliveryJob(m.Envelope, indices.ToImmutable(), m.State.Attempts, notBefore), destination));
+        }
     }
 
     private void Apply(QueueProtocol.RecipientResults results)
@@ -93,39 +155,112 @@ internal sealed class QueueManagerActor : ReceiveActor, IWithTimers
         if (!_messages.TryGetValue(results.Id, out var m)) return;
         var now = DateTimeOffset.UtcNow;
         var statuses = m.State.Recipients.ToBuilder();
+        var deferredLocally = false;
         var deferred = false;
         foreach (var r in results.Results)
         {
+            var outbound = m.Outbound.Contains(r.Index);
             m.InFlight.Remove(r.Index);
             var outcome = r.Outcome;
-            if (outcome is DeliveryOutcome.TempFailure && _schedule.HasExpired(m.Envelope.ReceivedAt, now))
-                outcome = new DeliveryOutcome.PermFailure("5.4.7", "delivery time expired: " + outcome.Diagnostic, outcome.RemoteMta);
+            // Destinations expire their own recipients; local ones are expired here.
+            if (!outbound && outcome is DeliveryOutcome.TempFailure && _schedule.HasExpired(m.Envelope.ReceivedAt, now))
+                outcome = new DeliveryOutcome.PermFailure("5.4.7", "delivery time expired; last error: " + outcome.Diagnostic, outcome.RemoteMta);
             var state = outcome switch
             {
                 DeliveryOutcome.Delivered => RecipientState.Delivered,
                 DeliveryOutcome.PermFailure => RecipientState.Failed,
                 _ => RecipientState.Pending,
             };
-            deferred |= state == RecipientState.Pending;
+            if (state == RecipientState.Pending)
+            {
+                deferred = true;
+                deferredLocally |= !outbound;
+            }
+            else
+            {
+                m.Outbound.Remove(r.Index);
+            }
             statuses[r.Index] = new RecipientStatus(state, outcome.Status, outcome.Diagnostic, outcome.RemoteMta, now);
-            LogResult(m, r.Index, outcome, now);
+            LogResult(m, r.Index, outcome, results, now);
         }
 
         var attempts = m.State.Attempts + (deferred ? 1 : 0);
-        var next = deferred ? results.NextAttemptAt ?? now + _schedule.DelayAfter(attempts) : m.State.NextAttemptAt;
+        var next = results.NextAttemptAt
+                   ?? (deferredLocally ? now + _schedule.DelayAfter(attempts) : m.State.NextAttemptAt);
         m.State = m.State with { Recipients = statuses.MoveToImmutable(), Attempts = attempts, NextAttemptAt = next };
+        if (deferredLocally)
+            Timers.StartSingleTimer(("retry-local", m.Envelope.Id), new RetryLocal(m.Envelope.Id), next!.Value - now);
+        Settle(m);
+        if (_quiescing && _outboundQuiet && LocalInFlight() == 0) ReleaseQuiesce();
+    }
 
-        if (m.State.IsComplete && m.InFlight.Count == 0)
+    /// <summary>After a change: bounce what newly failed, remove the message if it is done, else record its state.</summary>
+    private void Settle(Tracked m)
+    {
+        var failed = Enumerable.Range(0, m.State.Recipients.Length).Where(i => m.State.Recipients[i].State == RecipientState.Failed).ToList();
+        if (failed.Count > 0 && !m.Envelope.IsNullSender)
+        {
+            // Wait for local deliveries in flight, so their failures go into the same notice.
+            if (m.InFlight.Count == 0 && !m.BounceInProgress) StartBounce(m, failed);
+            else Persist(m.State);
+            return;
+        }
+        if (m.State.IsComplete && m.InFlight.Count == 0 && !m.BounceInProgress)
         {
             Finish(m);
+            return;
         }
-        else
+        Persist(m.State);
+    }
+
+    /// <summary>
+    /// RFC 3464: one DSN to the envelope sender naming every recipient that failed, from the null
+    /// sender (so it can never bounce itself). Built off the actor thread; committed to the spool like
+    /// any message before the failures are marked as reported.
+    /// </summary>
+    private void StartBounce(Tracked m, List<int> failed)
+    {
+        m.BounceInProgress = true;
+        Persist(m.State); // the failures are on disk before the notice is made
+        var spool = _spool;
+        var hostname = _settings.Hostname;
+        var original = m.Envelope;
+        var state = m.State;
+        Task.Run(async () =>
         {
-            Persist(m.State);
-            if (deferred && results.NextAttemptAt is null)
-                Timers.StartSingleTimer(("retry-local", m.Envelope.Id), new RetryLocal(m.Envelope.Id), next!.Value - now);
-        }
-        if (_quiescing && InFlight() == 0) ReleaseQuiesce();
+            var now = DateTimeOffset.UtcNow;
+            var failures = failed.Select(i =>
+            {
+                var s = state.Recipients[i];
+                var smtp = s.Diagnostic is { Length: > 3 } d && char.IsAsciiDigit(d[0]) && char.IsAsciiDigit(d[1]) && char.IsAsciiDigit(d[2]);
+                return new FailedRecipient(original.Recipients[i], s.Status ?? "5.0.0", s.Diagnostic ?? "delivery failed",
+                    smtp ? "smtp" : "x-relaymta", s.RemoteMta, s.At);
+            }).ToList();
+            byte[] bytes;
+            using (var body = spool.OpenBody(original.Id))
+            using (var stream = body.AsStream())
+            {
+                bytes = DsnBuilder.Build(hostname, original, failures, stream, now);
+            }
+            var flags = MessageFlags.Bounce | (original.Flags & (MessageFlags.SmtpUtf8 | MessageFlags.NeedsSmtpUtf8));
+            if (bytes.AsSpan().IndexOfAnyInRange((byte)0x80, (byte)0xff) >= 0) flags |= MessageFlags.EightBitContent;
+            if (original.Sender.Any(c => c > 0x7f)) flags |= MessageFlags.SmtpUtf8 | MessageFlags.NeedsSmtpUtf8;
+            var envelope = new MailEnvelope(spool.Ids.Next(), now, "", [original.Sender], "", hostname, "DSN", null, flags, bytes.Length);
+            return await spool.CommitAsync(envelope, bytes).ConfigureAwait(false);
+        }).PipeTo(Self, success: entry => new BounceCommitted(original.Id, failed, entry), failure: e => new BounceFailed(original.Id, e));
+    }
+
+    private void OnBounceCommitted(BounceCommitted b)
+    {
+        _log.LogInformation("{QueueId}: sender non-delivery notification: {BounceId}", b.Id, b.Bounce.Id);
+        Track(b.Bounce);
+        Dispatch(b.Bounce.Id);
+        if (!_messages.TryGetValue(b.Id, out var m)) return;
+        m.BounceInProgress = false;
+        var statuses = m.State.Recipients.ToBuilder();
+        foreach (var i in b.Indices) statuses[i] = statuses[i] with { State = RecipientState.Bounced };
+        m.State = m.State with { Recipients = statuses.MoveToImmutable() };
+        Settle(m);
     }
 
     private void Finish(Tracked m)
@@ -147,7 +282,7 @@ internal sealed class QueueManagerActor : ReceiveActor, IWithTimers
         }, TaskContinuationOptions.ExecuteSynchronously);
     }
 
-    private void LogResult(Tracked m, int index, DeliveryOutcome outcome, DateTimeOffset now)
+    private void LogResult(Tracked m, int index, DeliveryOutcome outcome, QueueProtocol.RecipientResults attempt, DateTimeOffset now)
     {
         var status = outcome switch
         {
@@ -155,12 +290,13 @@ internal sealed class QueueManagerActor : ReceiveActor, IWithTimers
             DeliveryOutcome.PermFailure => "bounced",
             _ => "deferred",
         };
+        var relay = attempt.Relay ?? (Routing.IsLocal(m.Envelope.Recipients[index], _settings) ? "local" : "none");
         var delay = (now - m.Envelope.ReceivedAt).TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture);
-        _log.LogInformation("{QueueId}: to=<{Recipient}>, relay={Relay}, delay={Delay}, dsn={Dsn}, status={Status} ({Diagnostic})",
-            m.Envelope.Id, m.Envelope.Recipients[index], outcome.RemoteMta ?? "local", delay, outcome.Status, status, outcome.Diagnostic);
+        _log.LogInformation("{QueueId}: to=<{Recipient}>, relay={Relay}, tls={Tls}, delay={Delay}, dsn={Dsn}, status={Status} ({Diagnostic})",
+            m.Envelope.Id, m.Envelope.Recipients[index], relay, attempt.Tls ?? "none", delay, outcome.Status, status, outcome.Diagnostic);
     }
 
-    private int InFlight() => _messages.Values.Sum(m => m.InFlight.Count);
+    private int LocalInFlight() => _messages.Values.Sum(m => m.InFlight.Count);
 
     private void ReleaseQuiesce()
     {
@@ -173,13 +309,28 @@ internal sealed class QueueManagerActor : ReceiveActor, IWithTimers
     {
         public MailEnvelope Envelope { get; } = envelope;
         public MessageState State { get; set; } = state;
+        /// <summary>Local recipients being delivered right now.</summary>
         public HashSet<int> InFlight { get; } = new();
+        /// <summary>Recipients handed to the outbound queue, not yet final.</summary>
+        public HashSet<int> Outbound { get; } = new();
+        public bool BounceInProgress { get; set; }
     }
 
     private sealed record RetryLocal(QueueId Id);
 
+    private sealed record RetryBounce(QueueId Id);
+
+    private sealed record BounceCommitted(QueueId Id, List<int> Indices, SpoolEntry Bounce);
+
+    private sealed record BounceFailed(QueueId Id, Exception Cause);
+
     private sealed record QuiesceTimeout
     {
         public static readonly QuiesceTimeout Instance = new();
+    }
+
+    private sealed record OutboundQuiet
+    {
+        public static readonly OutboundQuiet Instance = new();
     }
 }

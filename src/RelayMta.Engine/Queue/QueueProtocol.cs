@@ -25,8 +25,21 @@ public static class QueueProtocol
     /// <summary>A message was committed to the spool: route and deliver it. Sent by sessions.</summary>
     public sealed record Enqueued(SpoolEntry Entry);
 
-    /// <summary>Results of a delivery attempt. Sent by local delivery and destination actors.</summary>
-    public sealed record RecipientResults(QueueId Id, ImmutableArray<RecipientResult> Results, DateTimeOffset? NextAttemptAt = null);
+    /// <summary>
+    /// Results of a delivery attempt. Sent by local delivery and destination actors. A destination
+    /// sets <paramref name="NextAttemptAt"/> for the recipients it deferred and keeps them.
+    /// </summary>
+    public sealed record RecipientResults(QueueId Id, ImmutableArray<RecipientResult> Results, DateTimeOffset? NextAttemptAt = null)
+    {
+        /// <summary>"host[ip]:port" the attempt talked to, if any (for the log).</summary>
+        public string? Relay { get; init; }
+
+        /// <summary>TLS in use on that connection, if any (for the log).</summary>
+        public string? Tls { get; init; }
+    }
+
+    /// <summary>A destination lost its state (it was restarted): hand it its recipients again.</summary>
+    public sealed record Redispatch(string Destination);
 
     /// <summary>Stop starting deliveries and wait for those in flight (shutdown). Replies <see cref="Akka.Done"/>.</summary>
     public sealed record Quiesce(TimeSpan Timeout);

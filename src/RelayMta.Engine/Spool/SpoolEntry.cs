@@ -46,6 +46,8 @@ public enum RecipientState : byte
     Delivered = 1,
     /// <summary>Failed permanently (or expired): final; a bounce is due unless the sender is null.</summary>
     Failed = 2,
+    /// <summary>Failed, and the sender has been sent a delivery status notification for it.</summary>
+    Bounced = 3,
 }
 
 /// <summary>

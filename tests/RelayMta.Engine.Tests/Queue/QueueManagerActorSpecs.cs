@@ -35,7 +35,7 @@ public sealed class QueueManagerActorSpecs : TestKit, IDisposable
     private TestScheduler Scheduler => (TestScheduler)Sys.Scheduler;
 
     private IActorRef StartQueue(TestProbe local) =>
-        Sys.ActorOf(Props.Create(() => new QueueManagerActor(_settings, _spool, local.Ref, NullLoggerFactory.Instance)));
+        Sys.ActorOf(Props.Create(() => new QueueManagerActor(_settings, _spool, local.Ref, null, NullLoggerFactory.Instance)));
 
     private async Task<SpoolEntry> CommitAsync(DateTimeOffset? receivedAt = null, params string[] recipients)
     {

@@ -1,0 +1,334 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Microsoft.Extensions.Logging;
+using Polly;
+using Polly.CircuitBreaker;
+using RelayMta.Engine.Queue;
+using RelayMta.Engine.Spool;
+
+namespace RelayMta.Engine.Outbound;
+
+/// <summary>How a destination is reached.</summary>
+/// <param name="Key">The destination's name: a domain (A-labels), an address literal, or "smarthost:host:port".</param>
+/// <param name="Host">For a smarthost, the host to resolve with no MX lookup; null to route by MX.</param>
+internal sealed record DestinationRouting(string Key, string? Host, int Port)
+{
+    public bool IsSmarthost => Host is not null;
+}
+
+/// <summary>
+/// One destination (a domain, or the smarthost): owns its pending deliveries, its retry timer and
+/// its connection budget. Jobs arrive from the queue manager (via the outbound queue); due jobs go
+/// to <see cref="DeliveryAgentActor"/> children, up to <c>max-connections-per-destination</c> of them,
+/// each connection granted by the outbound queue's global budget. Every attempt's results go to
+/// the queue manager; recipients deferred are kept here and tried again after the retry interval
+/// (from the message's attempt count), or failed with 5.4.7 past the queue lifetime. Repeated
+/// connection failures open this destination's circuit (Polly): its mail then waits, untried,
+/// until the break has passed.
+/// </summary>
+internal sealed class DestinationActor : ReceiveActor, IWithTimers
+{
+    private static readonly TimeSpan RouteLifetime = TimeSpan.FromSeconds(30);
+
+    private readonly DestinationRouting _routing;
+    private readonly OutboundContext _context;
+    private readonly IActorRef _queueManager;
+    private readonly ILogger _log;
+    private readonly PriorityQueue<DeliveryJob, DateTimeOffset> _waiting = new();
+    private readonly LinkedList<DeliveryJob> _ready = new();
+    private readonly HashSet<IActorRef> _agents = new();
+    private readonly Stack<IActorRef> _idle = new();
+    private readonly Dictionary<IActorRef, DeliveryJob> _busy = new();
+    private readonly CircuitBreakerStateProvider _circuitState = new();
+    private readonly ResiliencePipeline _circuit;
+    private IReadOnlyList<RemoteHost>? _route;
+    private DateTimeOffset _routeExpires;
+    private bool _resolving;
+    private int _slotsRequested;
+    private long _agentNumber;
+    private string? _lastError;
+    private bool _quiescing;
+    private readonly List<IActorRef> _quiesceWaiters = new();
+
+    public DestinationActor(DestinationRouting routing, OutboundContext context, IActorRef queueManager)
+    {
+        _routing = routing;
+        _context = context;
+        _queueManager = queueManager;
+        _log = context.Log;
+        var settings = context.Settings.Outbound;
+        // Built once per destination: consecutive connection failures open the circuit for a while.
+        _circuit = new ResiliencePipelineBuilder()
+            .AddCircuitBreaker(new CircuitBreakerStrategyOptions
+            {
+                FailureRatio = 1.0,
+                MinimumThroughput = settings.CircuitBreakerFailures,
+                SamplingDuration = TimeSpan.FromMinutes(10),
+                BreakDuration = settings.CircuitBreakerBreak,
+                StateProvider = _circuitState,
+                ShouldHandle = new PredicateBuilder().Handle<OutboundConnectException>(),
+            })
+            .Build();
+
+        Receive<OutboundProtocol.Deliver>(d =>
+        {
+            Add(d.Job);
+            Dispatch();
+        });
+        Receive<Wake>(_ => Dispatch());
+        Receive<RouteResolved>(OnRoute);
+        Receive<OutboundProtocol.SlotGranted>(_ => OnSlot());
+        Receive<OutboundProtocol.AgentIdle>(_ =>
+        {
+            _busy.Remove(Sender);
+            if (!_agents.Contains(Sender)) return;
+            if (_quiescing)
+            {
+                ReleaseQuiesceIfIdle();
+                return;
+            }
+            if (TakeReady() is { } job) GiveWork(Sender, job);
+            else if (!_idle.Contains(Sender)) _idle.Push(Sender);
+        });
+        Receive<OutboundProtocol.WorkDone>(OnWorkDone);
+        Receive<OutboundProtocol.AgentCrashed>(c =>
+        {
+            _log.LogWarning(c.Cause, "{Destination}: delivery agent crashed; its job for {QueueId} goes back in the queue", _routing.Key, c.Job.Id);
+            _busy.Remove(Sender);
+            _ready.AddFirst(c.Job);
+        });
+        Receive<Terminated>(t =>
+        {
+            if (!_agents.Remove(t.ActorRef)) return;
+            if (_busy.Remove(t.ActorRef, out var lost)) _ready.AddFirst(lost); // stopped mid-job: try again
+            var idle = _idle.Where(a => !a.Equals(t.ActorRef)).Reverse().ToList();
+            _idle.Clear();
+            foreach (var a in idle) _idle.Push(a);
+            Context.Parent.Tell(new OutboundProtocol.ReleaseSlot());
+            Dispatch();
+        });
+        Receive<OutboundProtocol.GetDestinationStatus>(_ => Sender.Tell(Status()));
+        Receive<OutboundProtocol.Quiesce>(_ =>
+        {
+            _quiescing = true;
+            _quiesceWaiters.Add(Sender);
+            ReleaseQuiesceIfIdle();
+        });
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    // A crashed agent is restarted; the job it held came back through AgentCrashed.
+    protected override SupervisorStrategy SupervisorStrategy() =>
+        new OneForOneStrategy(maxNrOfRetries: 10, withinTimeRange: TimeSpan.FromMinutes(1), localOnlyDecider: _ => Directive.Restart);
+
+    private void Add(DeliveryJob job)
+    {
+        if (job.NotBefore <= DateTimeOffset.UtcNow) _ready.AddLast(job);
+        else _waiting.Enqueue(job, job.NotBefore);
+    }
+
+    private DeliveryJob? TakeReady()
+    {
+        Promote();
+        if (_ready.Count == 0 || CircuitOpen) return null;
+        var job = _ready.First!.Value;
+        _ready.RemoveFirst();
+        return job;
+    }
+
+    private bool CircuitOpen => _circuitState.CircuitState == CircuitState.Open;
+
+    private void Promote()
+    {
+        var now = DateTimeOffset.UtcNow;
+        while (_waiting.TryPeek(out _, out var at) && at <= now) _ready.AddLast(_waiting.Dequeue());
+    }
+
+    private void ReleaseQuiesceIfIdle()
+    {
+        if (!_quiescing || _busy.Count > 0) return;
+        foreach (var w in _quiesceWaiters) w.Tell(Akka.Done.Instance);
+        _quiesceWaiters.Clear();
+    }
+
+    private void Dispatch()
+    {
+        if (_quiescing)
+        {
+            ReleaseQuiesceIfIdle();
+            return;
+        }
+        Promote();
+        ScheduleWake();
+        if (_ready.Count == 0) return;
+        if (CircuitOpen)
+        {
+            Timers.StartSingleTimer("wake", Wake.Instance, _context.Settings.Outbound.CircuitBreakerBreak);
+            return;
+        }
+        if (_route is null || DateTimeOffset.UtcNow >= _routeExpires)
+        {
+            Resolve();
+            return;
+        }
+        while (_idle.Count > 0 && TakeReady() is { } job) GiveWork(_idle.Pop(), job);
+
+        var limit = _context.Settings.Outbound.MaxConnectionsPerDestination;
+        var wanted = Math.Min(_ready.Count, limit - _agents.Count - _slotsRequested);
+        for (var i = 0; i < wanted; i++)
+        {
+            _slotsRequested++;
+            Context.Parent.Tell(new OutboundProtocol.RequestSlot());
+        }
+    }
+
+    private void ScheduleWake()
+    {
+        if (_waiting.TryPeek(out _, out var at))
+        {
+            var delay = at - DateTimeOffset.UtcNow;
+            Timers.StartSingleTimer("wake", Wake.Instance, delay < TimeSpan.Zero ? TimeSpan.Zero : delay);
+        }
+    }
+
+    private void Resolve()
+    {
+        if (_resolving) return;
+        _resolving = true;
+        var resolver = _context.Resolver;
+        var routing = _routing;
+        (routing.IsSmarthost
+                ? resolver.ResolveHostAsync(routing.Host!, CancellationToken.None)
+                : resolver.ResolveMxAsync(routing.Key, CancellationToken.None))
+            .PipeTo(Self, success: r => new RouteResolved(r),
+                failure: e => new RouteResolved(new RouteResult.Failure(false, "4.4.3", "route lookup failed: " + e.Message)));
+    }
+
+    private void OnRoute(RouteResolved resolved)
+    {
+        _resolving = false;
+        switch (resolved.Result)
+        {
+            case RouteResult.Hosts hosts:
+                _route = hosts.List;
+                _routeExpires = DateTimeOffset.UtcNow + RouteLifetime;
+                Dispatch();
+                break;
+            case RouteResult.Failure failure:
+                _lastError = failure.Diagnostic;
+                _log.LogInformation("{Destination}: {Error}", _routing.Key, failure.Diagnostic);
+                Promote();
+                var due = _ready.ToList();
+                _ready.Clear();
+                DeliveryOutcome outcome = failure.Permanent
+                    ? new DeliveryOutcome.PermFailure(failure.Status, failure.Diagnostic, null)
+                    : new DeliveryOutcome.TempFailure(failure.Status, failure.Diagnostic, null);
+                foreach (var job in due) Report(job, job.Recipients.Select(i => new RecipientResult(i, outcome)).ToImmutableArray(), null, null);
+                ScheduleWake();
+                break;
+        }
+    }
+
+    protected override void PreRestart(Exception reason, object message)
+    {
+        // The old agents are stopped with the old instance: give their connection slots back.
+        foreach (var _ in _agents) Context.Parent.Tell(new OutboundProtocol.ReleaseSlot());
+        base.PreRestart(reason, message);
+    }
+
+    protected override void PostRestart(Exception reason)
+    {
+        base.PostRestart(reason);
+        // Whatever this destination held in memory is gone; the queue manager has it all.
+        _queueManager.Tell(new QueueProtocol.Redispatch(_routing.Key));
+    }
+
+    private void OnSlot()
+    {
+        _slotsRequested = Math.Max(0, _slotsRequested - 1);
+        var job = TakeReady();
+        if (job is null || _route is null || _agents.Count >= _context.Settings.Outbound.MaxConnectionsPerDestination)
+        {
+            if (job is not null) _ready.AddFirst(job);
+            Context.Parent.Tell(new OutboundProtocol.ReleaseSlot());
+            return;
+        }
+        var agentContext = new AgentContext(_routing.Key, _route, _routing.Port, _context.Transport, _circuit, _context.Settings.Outbound, _log);
+        var agent = Context.ActorOf(Props.Create(() => new DeliveryAgentActor(agentContext)), "agent-" + ++_agentNumber);
+        Context.Watch(agent);
+        _agents.Add(agent);
+        GiveWork(agent, job);
+    }
+
+    private void GiveWork(IActorRef agent, DeliveryJob job)
+    {
+        _busy[agent] = job;
+        agent.Tell(new OutboundProtocol.Work(job));
+    }
+
+    private void OnWorkDone(OutboundProtocol.WorkDone done)
+    {
+        _busy.Remove(Sender);
+        if (done.ConnectionFailed)
+        {
+            _lastError = done.Error;
+            _route = null; // look the destination up again before the next try
+        }
+        Report(done.Job, done.Results, done.RemoteMta, done.Tls);
+        Dispatch();
+    }
+
+    /// <summary>
+    /// Sends the attempt's results to the queue manager. Deferred recipients stay here, due again
+    /// after the next retry interval, or fail with 5.4.7 once the message has outlived the queue lifetime.
+    /// </summary>
+    private void Report(DeliveryJob job, ImmutableArray<RecipientResult> results, string? remoteMta, string? tls)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var schedule = _context.Schedule;
+        var deferred = results.Where(r => r.Outcome is DeliveryOutcome.TempFailure).ToList();
+        DateTimeOffset? next = null;
+        if (deferred.Count > 0)
+        {
+            if (schedule.HasExpired(job.Envelope.ReceivedAt, now))
+            {
+                results = results.Select(r => r.Outcome is DeliveryOutcome.TempFailure t
+                    ? new RecipientResult(r.Index, new DeliveryOutcome.PermFailure("5.4.7", "delivery time expired; last error: " + t.Diagnostic, t.RemoteMta))
+                    : r).ToImmutableArray();
+            }
+            else
+            {
+                var attempts = job.Attempts + 1;
+                next = now + schedule.DelayAfter(attempts);
+                _waiting.Enqueue(job with { Recipients = deferred.Select(r => r.Index).ToImmutableArray(), Attempts = attempts, NotBefore = next.Value }, next.Value);
+                _lastError = deferred[0].Outcome.Diagnostic;
+            }
+        }
+        _queueManager.Tell(new QueueProtocol.RecipientResults(job.Id, results, next) { Relay = remoteMta, Tls = tls });
+    }
+
+    private OutboundProtocol.DestinationStatus Status()
+    {
+        var jobs = _ready.Concat(_waiting.UnorderedItems.Select(x => x.Element)).Concat(_busy.Values).ToList();
+        DateTimeOffset? next = _waiting.TryPeek(out _, out var at) ? at : null;
+        return new OutboundProtocol.DestinationStatus(_routing.Key, jobs.Select(j => j.Id).Distinct().Count(), jobs.Sum(j => j.Recipients.Length),
+            _agents.Count, jobs.Count == 0 ? null : jobs.Min(j => j.Envelope.ReceivedAt), _ready.Count > 0 ? DateTimeOffset.UtcNow : next,
+            _lastError, CircuitOpen);
+    }
+
+    private sealed record Wake
+    {
+        public static readonly Wake Instance = new();
+    }
+
+    private sealed record RouteResolved(RouteResult Result);
+}
+
+/// <summary>What destinations share: settings, the resolver, the transport, the retry schedule.</summary>
+internal sealed record OutboundContext(
+    Hosting.RelayMtaSettings Settings,
+    MxResolver Resolver,
+    IOutboundTransport Transport,
+    RetrySchedule Schedule,
+    ILogger Log);
