@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
+using RelayMta.Engine.Inbound;
 using RelayMta.Engine.Spool;
 
 namespace RelayMta.Engine.Hosting;
@@ -12,12 +13,12 @@ namespace RelayMta.Engine.Hosting;
 /// </summary>
 public sealed class RelayMtaRuntime : IDisposable
 {
-    private RelayMtaRuntime(RelayMtaSettings settings, Spool.Spool spool, IReadOnlyList<Socket> listeners, ILoggerFactory loggers)
+    private RelayMtaRuntime(RelayMtaSettings settings, Spool.Spool spool, IReadOnlyList<BoundListener> listeners, ILoggerFactory loggers)
     {
         Settings = settings;
         Spool = spool;
         Listeners = listeners;
-        BoundEndpoints = listeners.Select(l => (IPEndPoint)l.LocalEndPoint!).ToList();
+        BoundEndpoints = listeners.Select(l => l.Endpoint).ToList();
         Loggers = loggers;
     }
 
@@ -27,11 +28,14 @@ public sealed class RelayMtaRuntime : IDisposable
     /// <summary>The open spool.</summary>
     public Spool.Spool Spool { get; }
 
-    /// <summary>Bound, listening sockets, in the order of <c>relay-mta.listen</c>.</summary>
-    public IReadOnlyList<Socket> Listeners { get; }
+    /// <summary>Bound, listening sockets: <c>listen</c>, then <c>submission-listen</c>, then <c>tls-listen</c>.</summary>
+    public IReadOnlyList<BoundListener> Listeners { get; }
 
-    /// <summary>Where the listeners are bound (port 0 in the settings becomes the real port here).</summary>
+    /// <summary>Where the listeners are bound, in the same order (port 0 in the settings becomes the real port here).</summary>
     public IReadOnlyList<IPEndPoint> BoundEndpoints { get; }
+
+    /// <summary>The bound endpoints of one kind of listener.</summary>
+    public IReadOnlyList<IPEndPoint> EndpointsOf(ListenerKind kind) => Listeners.Where(l => l.Kind == kind).Select(l => l.Endpoint).ToList();
 
     /// <summary>Logging.</summary>
     public ILoggerFactory Loggers { get; }
@@ -52,24 +56,27 @@ public sealed class RelayMtaRuntime : IDisposable
             throw new StartupException($"cannot open the spool {settings.SpoolDir}: {e.Message}", e);
         }
 
-        var sockets = new List<Socket>();
+        var wanted = settings.Listen.Select(e => (e, ListenerKind.Smtp))
+            .Concat(settings.SubmissionListen.Select(e => (e, ListenerKind.Submission)))
+            .Concat(settings.TlsListen.Select(e => (e, ListenerKind.ImplicitTls))).ToList();
+        var bound = new List<BoundListener>();
         try
         {
-            foreach (var endpoint in settings.Listen) sockets.Add(Bind(endpoint));
+            foreach (var (endpoint, kind) in wanted) bound.Add(new BoundListener(Bind(endpoint), kind));
         }
         catch (SocketException e)
         {
-            foreach (var s in sockets) s.Dispose();
+            foreach (var l in bound) l.Socket.Dispose();
             spool.Dispose();
-            throw new StartupException($"cannot listen on {settings.Listen[sockets.Count]}: {e.Message}", e);
+            throw new StartupException($"cannot listen on {wanted[bound.Count].Item1}: {e.Message}", e);
         }
-        return new RelayMtaRuntime(settings, spool, sockets, loggers);
+        return new RelayMtaRuntime(settings, spool, bound, loggers);
     }
 
     /// <summary>Closes listeners that are still open and the spool.</summary>
     public void Dispose()
     {
-        foreach (var s in Listeners) s.Dispose();
+        foreach (var l in Listeners) l.Socket.Dispose();
         Spool.Dispose();
     }
 

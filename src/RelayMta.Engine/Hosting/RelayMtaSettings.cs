@@ -1,4 +1,7 @@
 using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using RelayMta.Engine.Security;
 using RelayMta.Protocol.Mail;
 
 namespace RelayMta.Engine.Hosting;
@@ -20,6 +23,18 @@ public sealed record RelayMtaSettings
 
     /// <summary>SMTP listeners.</summary>
     public required IReadOnlyList<IPEndPoint> Listen { get; init; }
+
+    /// <summary>Submission listeners (AUTH required before MAIL).</summary>
+    public IReadOnlyList<IPEndPoint> SubmissionListen { get; init; } = [];
+
+    /// <summary>Implicit-TLS listeners.</summary>
+    public IReadOnlyList<IPEndPoint> TlsListen { get; init; } = [];
+
+    /// <summary><c>relay-mta.tls</c>: the server certificate, or null for no TLS.</summary>
+    public X509Certificate2? TlsCertificate { get; init; }
+
+    /// <summary><c>relay-mta.auth</c>.</summary>
+    public AuthSettings Auth { get; init; } = new();
 
     /// <summary>The spool directory.</summary>
     public required string SpoolDir { get; init; }
@@ -50,6 +65,11 @@ public sealed record RelayMtaSettings
 
         var listenText = r.StringList("listen");
         var listen = listenText.Select((t, i) => r.Endpoint($"listen[{i}]", t)).ToList();
+        var submission = r.StringList("submission-listen").Select((t, i) => r.Endpoint($"submission-listen[{i}]", t)).ToList();
+        var tlsListen = r.StringList("tls-listen").Select((t, i) => r.Endpoint($"tls-listen[{i}]", t)).ToList();
+        var certificate = LoadCertificate(r);
+        if (certificate is null && tlsListen.Count > 0) r.Error("tls-listen", "needs tls.certificate and tls.key").Throw();
+        var auth = LoadAuth(r);
 
         var spoolDir = r.String("spool-dir");
         if (string.IsNullOrWhiteSpace(spoolDir)) r.Error("spool-dir", "must not be empty").Throw();
@@ -82,6 +102,26 @@ public sealed record RelayMtaSettings
                 r.Error("relay.smarthost", $"'{smarthostText}' is not \"host:port\"").Throw();
             smarthost = hp;
         }
+        var smarthostTls = ParseTlsLevel(r, "relay.smarthost-tls");
+        var smarthostUser = r.String("relay.smarthost-user");
+        var smarthostPassword = r.String("relay.smarthost-password");
+        var passwordFile = r.String("relay.smarthost-password-file");
+        if (passwordFile.Length > 0)
+        {
+            if (smarthostPassword.Length > 0) r.Error("relay.smarthost-password-file", "give the password or a password file, not both").Throw();
+            try
+            {
+                smarthostPassword = File.ReadLines(passwordFile).FirstOrDefault()?.TrimEnd('\r', '\n') ?? "";
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                r.Error("relay.smarthost-password-file", $"cannot read {passwordFile}: {e.Message}", e).Throw();
+            }
+        }
+        if (smarthostUser.Length > 0 != smarthostPassword.Length > 0)
+            r.Error("relay.smarthost-user", "give both the smarthost user and its password, or neither").Throw();
+        if (smarthostUser.Length > 0 && smarthostTls == TlsLevel.None)
+            r.Error("relay.smarthost-tls", "is none, but credentials are only ever sent over TLS").Throw();
 
         var dnsText = r.StringList("dns.servers");
         var dnsServers = dnsText.Select((t, i) => r.Endpoint($"dns.servers[{i}]", t)).ToList();
@@ -111,6 +151,10 @@ public sealed record RelayMtaSettings
             },
             CircuitBreakerFailures = r.Int("outbound.circuit-breaker.failures", 2, 10_000),
             CircuitBreakerBreak = r.Duration("outbound.circuit-breaker.break", TimeSpan.FromMilliseconds(500)),
+            Tls = ParseTlsLevel(r, "outbound.tls"),
+            TlsPolicy = r.MapKeys("outbound.tls-policy").ToDictionary(k => DomainName.Normalize(k),
+                k => ParseTlsLevel(r, $"outbound.tls-policy.\"{k}\""), StringComparer.Ordinal),
+            TrustedCas = LoadCas(r, "outbound.tls-ca-file"),
         };
 
         var limits = new LimitSettings
@@ -122,15 +166,37 @@ public sealed record RelayMtaSettings
             DataTimeout = r.Duration("limits.data-timeout", TimeSpan.FromSeconds(1)),
             MaxReceivedHeaders = r.Int("limits.max-received-headers", 1, 10_000),
             MaxHeaderSize = (int)Math.Min(int.MaxValue, r.Size("limits.max-header-size", 1024)),
+            MaxLineLength = (int)Math.Min(int.MaxValue, r.Size("limits.max-line-length", 1000)),
+            MaxSessions = r.Int("limits.max-sessions", 1, 10_000_000),
+            MaxSessionsPerIp = r.Int("limits.max-sessions-per-ip", 1, 10_000_000),
+            ConnectionsPerIpPerMinute = r.Int("limits.connections-per-ip-per-minute", 0, 100_000_000),
+            MessagesPerIpPerMinute = r.Int("limits.messages-per-ip-per-minute", 0, 100_000_000),
+            AuthFailuresPerIp = r.Int("limits.auth-failures-per-ip", 1, 100_000),
+            AuthFailureWindow = r.Duration("limits.auth-failure-window", TimeSpan.FromSeconds(1)),
+            MinDataRate = r.Int("limits.min-data-rate", 0, int.MaxValue),
+            DataRateGrace = r.Duration("limits.data-rate-grace", TimeSpan.Zero),
+            GreetDelay = r.Duration("limits.greet-delay", TimeSpan.Zero),
+            TlsHandshakeTimeout = r.Duration("limits.tls-handshake-timeout", TimeSpan.FromMilliseconds(100)),
         };
 
         return new RelayMtaSettings
         {
             Hostname = hostname,
             Listen = listen,
+            SubmissionListen = submission,
+            TlsListen = tlsListen,
+            TlsCertificate = certificate,
+            Auth = auth,
             SpoolDir = spoolDir,
             Local = new LocalSettings { Domains = domainSet, MailboxRoot = mailboxRoot, Recipients = policy },
-            Relay = new RelaySettings { AllowedNetworks = networks, Smarthost = smarthost },
+            Relay = new RelaySettings
+            {
+                AllowedNetworks = networks,
+                Smarthost = smarthost,
+                SmarthostTls = smarthostTls,
+                SmarthostUser = smarthostUser.Length > 0 ? smarthostUser : null,
+                SmarthostPassword = smarthostPassword.Length > 0 ? smarthostPassword : null,
+            },
             Dns = new DnsSettings
             {
                 Servers = dnsServers,
@@ -142,6 +208,93 @@ public sealed record RelayMtaSettings
             DrainTimeout = r.Duration("shutdown.drain-timeout", TimeSpan.Zero),
         };
     }
+
+    private static X509Certificate2? LoadCertificate(SettingsReader r)
+    {
+        var certPath = r.String("tls.certificate");
+        var keyPath = r.String("tls.key");
+        if (certPath.Length == 0 && keyPath.Length == 0) return null;
+        if (certPath.Length == 0) r.Error("tls.certificate", "is empty but tls.key is set").Throw();
+        if (keyPath.Length == 0) r.Error("tls.key", "is empty but tls.certificate is set").Throw();
+        try
+        {
+            return X509Certificate2.CreateFromPemFile(certPath, keyPath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException or ArgumentException)
+        {
+            throw r.Error("tls.certificate", $"cannot load {certPath} with key {keyPath}: {e.Message}", e);
+        }
+    }
+
+    private static AuthSettings LoadAuth(SettingsReader r)
+    {
+        var path = r.String("auth.users-file");
+        var users = UserStore.Empty;
+        if (path.Length > 0)
+        {
+            try
+            {
+                users = UserStore.Load(path);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or UserStoreException)
+            {
+                throw r.Error("auth.users-file", e.Message, e);
+            }
+        }
+        return new AuthSettings { UsersFile = path, Users = users, AllowInsecure = r.Bool("auth.allow-insecure") };
+    }
+
+    private static TlsLevel ParseTlsLevel(SettingsReader r, string key) =>
+        r.OneOf(key, "none", "may", "encrypt", "verify") switch
+        {
+            "none" => TlsLevel.None,
+            "may" => TlsLevel.May,
+            "encrypt" => TlsLevel.Encrypt,
+            _ => TlsLevel.Verify,
+        };
+
+    private static X509Certificate2Collection? LoadCas(SettingsReader r, string key)
+    {
+        var path = r.String(key);
+        if (path.Length == 0) return null;
+        var cas = new X509Certificate2Collection();
+        try
+        {
+            cas.ImportFromPemFile(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException)
+        {
+            throw r.Error(key, $"cannot read CA certificates from {path}: {e.Message}", e);
+        }
+        if (cas.Count == 0) r.Error(key, $"{path} holds no certificate").Throw();
+        return cas;
+    }
+}
+
+/// <summary>TLS levels for outbound delivery (Postfix's smtp_tls_security_level words).</summary>
+public enum TlsLevel
+{
+    /// <summary>Never STARTTLS.</summary>
+    None,
+    /// <summary>Opportunistic: STARTTLS when offered, any certificate, plain text if it fails.</summary>
+    May,
+    /// <summary>TLS required; any certificate.</summary>
+    Encrypt,
+    /// <summary>TLS required; the chain must be trusted and the name must match.</summary>
+    Verify,
+}
+
+/// <summary><c>relay-mta.auth</c>.</summary>
+public sealed record AuthSettings
+{
+    /// <summary>The users file; empty for none.</summary>
+    public string UsersFile { get; init; } = "";
+    /// <summary>The users (empty when no file).</summary>
+    public UserStore Users { get; init; } = UserStore.Empty;
+    /// <summary>AUTH without TLS on loopback listeners.</summary>
+    public bool AllowInsecure { get; init; }
+    /// <summary>Whether AUTH can be offered at all.</summary>
+    public bool Enabled => Users.Count > 0;
 }
 
 /// <summary><c>relay-mta.local</c>.</summary>
@@ -162,6 +315,12 @@ public sealed record RelaySettings
     public required IReadOnlyList<IPNetwork> AllowedNetworks { get; init; }
     /// <summary>The smarthost, or null to route by MX.</summary>
     public HostPort? Smarthost { get; init; }
+    /// <summary>TLS towards the smarthost.</summary>
+    public TlsLevel SmarthostTls { get; init; } = TlsLevel.May;
+    /// <summary>AUTH user for the smarthost, or null.</summary>
+    public string? SmarthostUser { get; init; }
+    /// <summary>AUTH password for the smarthost, or null.</summary>
+    public string? SmarthostPassword { get; init; }
 }
 
 /// <summary><c>relay-mta.dns</c>.</summary>
@@ -198,6 +357,15 @@ public sealed record OutboundSettings
     public required int CircuitBreakerFailures { get; init; }
     /// <summary>How long an open circuit stays open.</summary>
     public required TimeSpan CircuitBreakerBreak { get; init; }
+    /// <summary>Default outbound TLS level.</summary>
+    public TlsLevel Tls { get; init; } = TlsLevel.May;
+    /// <summary>Per-destination TLS levels.</summary>
+    public IReadOnlyDictionary<string, TlsLevel> TlsPolicy { get; init; } = new Dictionary<string, TlsLevel>();
+    /// <summary>Extra trusted CAs for verify, or null.</summary>
+    public X509Certificate2Collection? TrustedCas { get; init; }
+
+    /// <summary>The TLS level for a destination key.</summary>
+    public TlsLevel TlsFor(string destination) => TlsPolicy.TryGetValue(destination, out var level) ? level : Tls;
 }
 
 /// <summary>SMTP client time-outs (RFC 5321 4.5.3.2).</summary>
@@ -238,6 +406,28 @@ public sealed record LimitSettings
     public required int MaxReceivedHeaders { get; init; }
     /// <summary>Largest header section.</summary>
     public required int MaxHeaderSize { get; init; }
+    /// <summary>Longest content line.</summary>
+    public int MaxLineLength { get; init; } = 65536;
+    /// <summary>Concurrent sessions overall.</summary>
+    public int MaxSessions { get; init; } = 10000;
+    /// <summary>Concurrent sessions per client address.</summary>
+    public int MaxSessionsPerIp { get; init; } = 50;
+    /// <summary>New connections per address per minute (0 = no limit).</summary>
+    public int ConnectionsPerIpPerMinute { get; init; } = 300;
+    /// <summary>Messages per address per minute (0 = no limit).</summary>
+    public int MessagesPerIpPerMinute { get; init; } = 1200;
+    /// <summary>Failed AUTH attempts per address per window.</summary>
+    public int AuthFailuresPerIp { get; init; } = 5;
+    /// <summary>The window for AUTH failures.</summary>
+    public TimeSpan AuthFailureWindow { get; init; } = TimeSpan.FromMinutes(5);
+    /// <summary>Minimum DATA rate in bytes/s after the grace period (0 = off).</summary>
+    public int MinDataRate { get; init; } = 1024;
+    /// <summary>Grace period before the DATA rate is checked.</summary>
+    public TimeSpan DataRateGrace { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Early-talker wait before the banner (zero = off).</summary>
+    public TimeSpan GreetDelay { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>TLS handshake time-out.</summary>
+    public TimeSpan TlsHandshakeTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>A host name or IP with a port, e.g. a smarthost.</summary>

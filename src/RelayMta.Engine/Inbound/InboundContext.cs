@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Security;
 using System.Text;
 using Akka.Actor;
 using Microsoft.Extensions.Logging;
@@ -24,7 +25,14 @@ internal sealed class InboundContext
         Spool = spool;
         QueueManager = queueManager;
         Log = loggers.CreateLogger("RelayMta.Smtpd");
+        Limiter = new ClientLimiter(() => _prepared.Settings.Limits);
     }
+
+    /// <summary>Per-address limits, shared by every listener and session.</summary>
+    public ClientLimiter Limiter { get; }
+
+    /// <summary>The server certificate, ready for handshakes; null when TLS is not configured.</summary>
+    public SslStreamCertificateContext? TlsContext => _prepared.TlsContext;
 
     public RelayMtaSettings Settings => _prepared.Settings;
 
@@ -36,7 +44,8 @@ internal sealed class InboundContext
 
     public SmtpReply Banner => _prepared.Banner;
 
-    public SmtpReply EhloReply => _prepared.Ehlo;
+    /// <summary>The EHLO reply, with STARTTLS and AUTH lines as the session allows.</summary>
+    public SmtpReply EhloReply(bool offerStartTls, bool offerAuth) => _prepared.Ehlo[(offerStartTls ? 1 : 0) + (offerAuth ? 2 : 0)];
 
     public SmtpReply HeloReply => _prepared.Helo;
 
@@ -104,19 +113,31 @@ internal sealed class InboundContext
             Settings = settings;
             Banner = new SmtpReply(220, "", $"{settings.Hostname} ESMTP RelayMta");
             Helo = new SmtpReply(250, "", settings.Hostname);
-            // RFC 5321 4.1.1.1: the first line names us; then one extension per line.
-            Ehlo = new SmtpReply(250, "", string.Join('\n',
-                settings.Hostname,
-                "PIPELINING",
-                "SIZE " + settings.Limits.MaxMessageSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                "8BITMIME",
-                "ENHANCEDSTATUSCODES",
-                "SMTPUTF8"));
+            Ehlo = new SmtpReply[4];
+            for (var variant = 0; variant < 4; variant++)
+            {
+                // RFC 5321 4.1.1.1: the first line names us; then one extension per line.
+                var lines = new List<string>
+                {
+                    settings.Hostname,
+                    "PIPELINING",
+                    "SIZE " + settings.Limits.MaxMessageSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    "8BITMIME",
+                    "ENHANCEDSTATUSCODES",
+                    "SMTPUTF8",
+                };
+                if ((variant & 1) != 0) lines.Add("STARTTLS");         // RFC 3207
+                if ((variant & 2) != 0) lines.Add("AUTH PLAIN LOGIN"); // RFC 4954
+                Ehlo[variant] = new SmtpReply(250, "", string.Join('\n', lines));
+            }
+            if (settings.TlsCertificate is { } certificate)
+                TlsContext = SslStreamCertificateContext.Create(certificate, additionalCertificates: null, offline: true);
         }
 
         public RelayMtaSettings Settings { get; }
         public SmtpReply Banner { get; }
         public SmtpReply Helo { get; }
-        public SmtpReply Ehlo { get; }
+        public SmtpReply[] Ehlo { get; }
+        public SslStreamCertificateContext? TlsContext { get; }
     }
 }

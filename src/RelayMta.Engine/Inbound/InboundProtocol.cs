@@ -5,8 +5,8 @@ namespace RelayMta.Engine.Inbound;
 /// <summary>Messages of the listener's and sessions' conversations.</summary>
 public static class InboundProtocol
 {
-    /// <summary>A connection was accepted on listener <paramref name="Listener"/>.</summary>
-    internal sealed record Accepted(Socket Socket, int Listener);
+    /// <summary>A connection was accepted (and admitted by the limiter) on a listener of <paramref name="Kind"/>.</summary>
+    internal sealed record Accepted(Socket Socket, ListenerKind Kind, System.Net.IPAddress Client, bool Exempt);
 
     /// <summary>Stop accepting connections (shutdown, first phase). Replies <see cref="Akka.Done"/>.</summary>
     public sealed record Unbind

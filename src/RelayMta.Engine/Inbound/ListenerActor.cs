@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
 using Microsoft.Extensions.Logging;
@@ -12,7 +13,7 @@ namespace RelayMta.Engine.Inbound;
 /// </summary>
 internal sealed class ListenerActor : ReceiveActor, IWithTimers
 {
-    private readonly IReadOnlyList<Socket> _listeners;
+    private readonly IReadOnlyList<BoundListener> _listeners;
     private readonly InboundContext _context;
     private readonly ILogger _log;
     private readonly HashSet<IActorRef> _sessions = new();
@@ -20,7 +21,7 @@ internal sealed class ListenerActor : ReceiveActor, IWithTimers
     private long _total;
     private bool _accepting = true;
 
-    public ListenerActor(IReadOnlyList<Socket> listeners, InboundContext context)
+    public ListenerActor(IReadOnlyList<BoundListener> listeners, InboundContext context)
     {
         _listeners = listeners;
         _context = context;
@@ -30,11 +31,12 @@ internal sealed class ListenerActor : ReceiveActor, IWithTimers
         {
             if (!_accepting)
             {
+                context.Limiter.Release(a.Client, a.Exempt);
                 a.Socket.Dispose();
                 return;
             }
             var id = context.NextSessionId();
-            var session = Context.ActorOf(Props.Create(() => new SessionActor(a.Socket, context, id)), "session-" + id);
+            var session = Context.ActorOf(Props.Create(() => new SessionActor(a.Socket, a.Kind, a.Client, a.Exempt, context, id)), "session-" + id);
             Context.Watch(session);
             _sessions.Add(session);
             _total++;
@@ -69,6 +71,7 @@ internal sealed class ListenerActor : ReceiveActor, IWithTimers
             foreach (var s in _sessions) s.Tell(InboundProtocol.ForceClose.Instance);
         });
         Receive<InboundProtocol.GetStatus>(_ => Sender.Tell(new InboundProtocol.ListenerStatus(_sessions.Count, _total, _accepting)));
+        Receive<Prune>(_ => context.Limiter.Prune());
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -77,12 +80,19 @@ internal sealed class ListenerActor : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
+        Timers.StartPeriodicTimer("prune", Prune.Instance, TimeSpan.FromMinutes(1));
         var self = Self;
-        for (var i = 0; i < _listeners.Count; i++)
+        var context = _context;
+        foreach (var listener in _listeners)
         {
-            var index = i;
-            var socket = _listeners[i];
-            _log.LogInformation("listening for SMTP on {Endpoint}", socket.LocalEndPoint);
+            var socket = listener.Socket;
+            var kind = listener.Kind;
+            _log.LogInformation("listening for {Kind} on {Endpoint}", kind switch
+            {
+                ListenerKind.Submission => "submission",
+                ListenerKind.ImplicitTls => "SMTP over TLS",
+                _ => "SMTP",
+            }, listener.Endpoint);
             _ = Task.Run(async () =>
             {
                 while (true)
@@ -108,7 +118,7 @@ internal sealed class ListenerActor : ReceiveActor, IWithTimers
                         continue;
                     }
                     client.NoDelay = true;
-                    self.Tell(new InboundProtocol.Accepted(client, index));
+                    Admit(client, kind, context, self);
                 }
             });
         }
@@ -116,14 +126,50 @@ internal sealed class ListenerActor : ReceiveActor, IWithTimers
 
     protected override void PostStop() => StopAccepting();
 
+    /// <summary>
+    /// Runs on the accept loop, not in the actor: a client over a limit gets its 421 and is closed
+    /// without a session actor ever being made for it.
+    /// </summary>
+    private static void Admit(Socket client, ListenerKind kind, InboundContext context, IActorRef listener)
+    {
+        var remote = ((IPEndPoint)client.RemoteEndPoint!).Address;
+        if (remote.IsIPv4MappedToIPv6) remote = remote.MapToIPv4();
+        var exempt = context.MayRelay(remote);
+        var refusal = context.Limiter.TryAdmit(remote, exempt);
+        if (refusal is null)
+        {
+            listener.Tell(new InboundProtocol.Accepted(client, kind, remote, exempt));
+            return;
+        }
+        context.Log.LogInformation("refused connection from [{Client}]: {Reply}", remote, refusal.ToString());
+        _ = RefuseAsync(client, refusal);
+    }
+
+    private static async Task RefuseAsync(Socket client, Protocol.Smtp.SmtpReply reply)
+    {
+        try
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await client.SendAsync(reply.Utf8, SocketFlags.None, cts.Token).ConfigureAwait(false);
+            client.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            client.Dispose();
+        }
+    }
+
     private void StopAccepting()
     {
         if (!_accepting) return;
         _accepting = false;
-        foreach (var socket in _listeners)
+        foreach (var listener in _listeners)
         {
-            _log.LogInformation("no longer accepting connections on {Endpoint}", socket.LocalEndPoint);
-            socket.Dispose();
+            _log.LogInformation("no longer accepting connections on {Endpoint}", listener.Endpoint);
+            listener.Socket.Dispose();
         }
     }
 
@@ -136,5 +182,10 @@ internal sealed class ListenerActor : ReceiveActor, IWithTimers
     private sealed record DrainDeadline
     {
         public static readonly DrainDeadline Instance = new();
+    }
+
+    private sealed record Prune
+    {
+        public static readonly Prune Instance = new();
     }
 }

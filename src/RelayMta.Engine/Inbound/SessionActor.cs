@@ -17,9 +17,16 @@ internal sealed class SessionActor : ReceiveActor, IWithTimers
     private readonly SmtpSession _session;
     private readonly CancellationTokenSource _stop = new();
 
-    public SessionActor(Socket socket, InboundContext context, long id)
+    private readonly InboundContext _context;
+    private readonly System.Net.IPAddress _client;
+    private readonly bool _exempt;
+
+    public SessionActor(Socket socket, ListenerKind kind, System.Net.IPAddress client, bool exempt, InboundContext context, long id)
     {
-        _session = new SmtpSession(socket, context, id);
+        _context = context;
+        _client = client;
+        _exempt = exempt;
+        _session = new SmtpSession(socket, kind, exempt, context, id);
         Receive<InboundProtocol.Drain>(_ => _session.RequestDrain());
         Receive<InboundProtocol.ForceClose>(_ =>
         {
@@ -47,6 +54,7 @@ internal sealed class SessionActor : ReceiveActor, IWithTimers
         _stop.Cancel();
         _session.Dispose();
         _stop.Dispose();
+        _context.Limiter.Release(_client, _exempt);
     }
 
     private sealed record HardStop

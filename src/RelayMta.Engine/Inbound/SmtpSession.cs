@@ -3,7 +3,9 @@ using System.Collections.Immutable;
 using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using System.Text;
 using Akka.Actor;
 using Microsoft.Extensions.Logging;
@@ -16,10 +18,12 @@ namespace RelayMta.Engine.Inbound;
 
 /// <summary>
 /// One SMTP server session (RFC 5321) over one TCP connection: the read loop, the command rules
-/// and the transaction state. Owned by a <see cref="SessionActor"/>, which drives its lifecycle
-/// (drain, forced close, end); nothing here touches actor state. Bytes are read through a
-/// <see cref="PipeReader"/>; replies are written into a <see cref="PipeWriter"/> and flushed once
-/// no complete command is left in the input, so a PIPELINING batch gets one write (RFC 2920).
+/// and the transaction state, with STARTTLS (RFC 3207), implicit TLS (RFC 8314), AUTH PLAIN and
+/// LOGIN (RFC 4954) and the per-session limits. Owned by a <see cref="SessionActor"/>, which drives
+/// its lifecycle (drain, forced close, end); nothing here touches actor state. Bytes are read
+/// through a <see cref="PipeReader"/>; replies are written into a <see cref="PipeWriter"/> and
+/// flushed once no complete command is left in the input, so a PIPELINING batch gets one write
+/// (RFC 2920).
 /// </summary>
 internal sealed class SmtpSession : IDisposable
 {
@@ -27,31 +31,60 @@ internal sealed class SmtpSession : IDisposable
     // what we promise. Longer lines get 500 5.5.2.
     private const int MaxCommandLine = 1000;
 
+    private static readonly SmtpReply ReadyForTls = new(220, "2.0.0", "Ready to start TLS");
+    private static readonly SmtpReply TlsAlreadyActive = new(503, "5.5.1", "TLS already active");
+    private static readonly SmtpReply TalkedTooSoon = new(554, "5.5.1", "Protocol error: client sent data before the greeting");
+    private static readonly SmtpReply AuthRequired = new(530, "5.7.0", "Authentication required");
+    private static readonly SmtpReply EncryptionRequired = new(538, "5.7.11", "Encryption required for requested authentication mechanism");
+    private static readonly SmtpReply AlreadyAuthenticated = new(503, "5.5.1", "Already authenticated");
+    private static readonly SmtpReply UnknownMechanism = new(504, "5.5.4", "Unrecognized authentication type");
+    private static readonly SmtpReply AuthCancelled = new(501, "5.7.0", "Authentication cancelled");
+    private static readonly SmtpReply BadBase64 = new(501, "5.5.2", "Cannot decode response");
+    private static readonly SmtpReply AuthSucceeded = new(235, "2.7.0", "Authentication successful");
+    private static readonly SmtpReply AuthFailed = new(535, "5.7.8", "Authentication credentials invalid");
+    private static readonly SmtpReply TooManyAuthFailures = new(421, "4.7.0", "Too many failed authentication attempts, closing transmission channel");
+    private static readonly SmtpReply TooSlow = new(421, "4.4.2", "Data arriving too slowly, closing transmission channel");
+    private static readonly SmtpReply ContinuePlain = new(334, "", "");
+    private static readonly SmtpReply AskUsername = new(334, "", "VXNlcm5hbWU6");
+    private static readonly SmtpReply AskPassword = new(334, "", "UGFzc3dvcmQ6");
+
     private readonly Socket _socket;
+    private readonly ListenerKind _kind;
+    private readonly bool _exempt;
     private readonly InboundContext _ctx;
     private readonly IPAddress _clientAddress;
-    private readonly bool _mayRelay;
+    private readonly bool _localIsLoopback;
     private readonly Timer _timer;
-    private readonly Stream _stream;
-    private readonly PipeReader _input;
-    private readonly PipeWriter _output;
     private readonly DataReader _data = new();
     private readonly List<string> _recipients = new();
+    private Stream _stream;
+    private PipeReader _input;
+    private PipeWriter _output;
 
     private SessionState _state = SessionState.Connected;
+    private bool _mayRelay;
     private bool _inData;
     private bool _discarding;
     private bool _closing;
     private bool _unflushed;
+    private bool _partialCommand;
     private int _errors;
     private int _commands;
     private int _accepted;
     private long _deadline;
+    private long _dataStarted;
     private volatile bool _draining;
     private volatile bool _forced;
 
     private string? _helo;
     private bool _esmtp;
+    private string? _tls;
+    private string? _authUser;
+    private AuthStep _authStep;
+    private string? _loginUser;
+    private Pending _pending;
+    private (string User, string Password, string Mechanism) _credentials;
+
     private string? _sender;
     private bool _smtpUtf8;
     private bool _nonAsciiEnvelope;
@@ -59,18 +92,34 @@ internal sealed class SmtpSession : IDisposable
     private bool _rcptAttempted;
     private IncomingMessage? _incoming;
 
-    public SmtpSession(Socket socket, InboundContext ctx, long id)
+    private enum AuthStep : byte
+    {
+        None,
+        PlainResponse,
+        LoginUser,
+        LoginPassword,
+    }
+
+    private enum Pending : byte
+    {
+        None,
+        StartTls,
+        Authenticate,
+    }
+
+    public SmtpSession(Socket socket, ListenerKind kind, bool exempt, InboundContext ctx, long id)
     {
         _socket = socket;
+        _kind = kind;
+        _exempt = exempt;
         _ctx = ctx;
         Id = id;
         var remote = (IPEndPoint)socket.RemoteEndPoint!;
         _clientAddress = remote.Address.IsIPv4MappedToIPv6 ? remote.Address.MapToIPv4() : remote.Address;
+        _localIsLoopback = IPAddress.IsLoopback(((IPEndPoint)socket.LocalEndPoint!).Address);
         _mayRelay = ctx.MayRelay(_clientAddress);
         _stream = new NetworkStream(socket, ownsSocket: true);
-        // Zero-byte reads: an idle session holds no receive buffer until data arrives.
-        _input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true));
-        _output = PipeWriter.Create(_stream, new StreamPipeWriterOptions(minimumBufferSize: 1024, leaveOpen: true));
+        (_input, _output) = Pipes(_stream);
         _timer = new Timer(static s => ((SmtpSession)s!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
     }
 
@@ -101,9 +150,17 @@ internal sealed class SmtpSession : IDisposable
         log.LogDebug("session {Session}: connect from [{Client}]", Id, _clientAddress);
         try
         {
+            if (_kind == ListenerKind.ImplicitTls && !await StartTlsAsync(ct).ConfigureAwait(false)) return;
             if (_draining || _forced)
             {
                 Write(Replies.ShuttingDown);
+                await FlushAsync(ct).ConfigureAwait(false);
+                return;
+            }
+            if (!_exempt && _ctx.Settings.Limits.GreetDelay > TimeSpan.Zero && await TalksBeforeGreetingAsync(ct).ConfigureAwait(false))
+            {
+                log.LogInformation("session {Session}: [{Client}] sent data before the greeting; refused", Id, _clientAddress);
+                Write(TalkedTooSoon);
                 await FlushAsync(ct).ConfigureAwait(false);
                 return;
             }
@@ -112,7 +169,7 @@ internal sealed class SmtpSession : IDisposable
 
             while (!_closing)
             {
-                Arm(_inData ? _ctx.Settings.Limits.DataTimeout : _ctx.Settings.Limits.CommandTimeout);
+                ArmTimer();
                 var result = await _input.ReadAsync(ct).ConfigureAwait(false);
                 _timer.Change(Timeout.Infinite, Timeout.Infinite);
                 var buffer = result.Buffer;
@@ -124,17 +181,45 @@ internal sealed class SmtpSession : IDisposable
                     break;
                 }
 
-                while (!_closing)
+                while (!_closing && _pending == Pending.None)
                 {
                     if (_inData)
                     {
-                        if (!_data.Feed(ref buffer, _incoming!)) break;
+                        if (!_data.Feed(ref buffer, _incoming!))
+                        {
+                            TooSlowInData();
+                            break;
+                        }
                         Write(await FinishDataAsync().ConfigureAwait(false));
                         continue;
                     }
                     if (!TakeCommand(ref buffer)) break;
                 }
 
+                if (_pending == Pending.StartTls)
+                {
+                    // RFC 3207 / CVE-2011-0411: anything the client pipelined after STARTTLS was sent
+                    // in plain text and must not be executed inside the TLS session. Throw it away.
+                    if (!buffer.IsEmpty)
+                        log.LogWarning("session {Session}: discarded {Bytes} bytes pipelined after STARTTLS by [{Client}]", Id, buffer.Length, _clientAddress);
+                    _input.AdvanceTo(buffer.End);
+                    await FlushAsync(ct).ConfigureAwait(false);
+                    _pending = Pending.None;
+                    if (!await StartTlsAsync(ct).ConfigureAwait(false)) break;
+                    continue;
+                }
+                if (_pending == Pending.Authenticate)
+                {
+                    // Leave what follows in the pipe (examined = consumed), so it is read straight away.
+                    _input.AdvanceTo(buffer.Start);
+                    await FlushAsync(ct).ConfigureAwait(false);
+                    _pending = Pending.None;
+                    await AuthenticateAsync().ConfigureAwait(false);
+                    await FlushAsync(ct).ConfigureAwait(false);
+                    continue;
+                }
+
+                _partialCommand = !_inData && !buffer.IsEmpty;
                 _input.AdvanceTo(buffer.Start, buffer.End);
                 await FlushAsync(ct).ConfigureAwait(false);
                 if (result.IsCompleted)
@@ -144,7 +229,7 @@ internal sealed class SmtpSession : IDisposable
                 }
             }
         }
-        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException or AuthenticationException)
         {
             log.LogDebug("session {Session}: connection from [{Client}] ended: {Reason}", Id, _clientAddress, e.Message);
         }
@@ -170,6 +255,72 @@ internal sealed class SmtpSession : IDisposable
         }
         _stream.Dispose();
     }
+
+    // ------------------------------------------------------------------ transport
+
+    private static (PipeReader, PipeWriter) Pipes(Stream stream) => (
+        // Zero-byte reads: an idle session holds no receive buffer until data arrives.
+        PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true)),
+        PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: 1024, leaveOpen: true)));
+
+    /// <summary>TLS handshake as the server (after STARTTLS, or at once on a TLS listener); then a fresh session (RFC 3207 4.2).</summary>
+    private async Task<bool> StartTlsAsync(CancellationToken ct)
+    {
+        var context = _ctx.TlsContext;
+        if (context is null) return false;
+        await _input.CompleteAsync().ConfigureAwait(false);
+        await _output.CompleteAsync().ConfigureAwait(false);
+        var ssl = new SslStream(_stream, leaveInnerStreamOpen: false);
+        using (var cts = CancellationTokenSource.CreateLinkedTokenSource(ct))
+        {
+            cts.CancelAfter(_ctx.Settings.Limits.TlsHandshakeTimeout);
+            try
+            {
+                await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+                {
+                    ServerCertificateContext = context,
+                    EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                    ClientCertificateRequired = false,
+                }, cts.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException && !ct.IsCancellationRequested)
+            {
+                _ctx.Log.LogInformation("session {Session}: TLS handshake with [{Client}] failed: {Error}", Id, _clientAddress, e.Message);
+                await ssl.DisposeAsync().ConfigureAwait(false);
+                return false;
+            }
+        }
+        _stream = ssl;
+        (_input, _output) = Pipes(ssl);
+        _tls = $"{Describe(ssl.SslProtocol)} with cipher {ssl.NegotiatedCipherSuite}";
+        _helo = null;
+        _esmtp = false;
+        _authUser = null;
+        _mayRelay = _ctx.MayRelay(_clientAddress);
+        _state = SessionState.Connected;
+        ResetTransaction();
+        _ctx.Log.LogDebug("session {Session}: TLS with [{Client}]: {Tls}", Id, _clientAddress, _tls);
+        return true;
+    }
+
+    /// <summary>Postscreen's pregreet test: anything sent before our banner means a bot that does not wait.</summary>
+    private async Task<bool> TalksBeforeGreetingAsync(CancellationToken ct)
+    {
+        var read = _input.ReadAsync(ct).AsTask();
+        var winner = await Task.WhenAny(read, Task.Delay(_ctx.Settings.Limits.GreetDelay, ct)).ConfigureAwait(false);
+        if (winner != read) _input.CancelPendingRead();
+        var result = await read.ConfigureAwait(false);
+        var early = !result.IsCanceled && (!result.Buffer.IsEmpty || result.IsCompleted);
+        _input.AdvanceTo(result.Buffer.Start);
+        return early;
+    }
+
+    private static string Describe(SslProtocols p) => p switch
+    {
+        SslProtocols.Tls13 => "TLSv1.3",
+        SslProtocols.Tls12 => "TLSv1.2",
+        _ => p.ToString(),
+    };
 
     // ------------------------------------------------------------------ reading
 
@@ -198,13 +349,38 @@ internal sealed class SmtpSession : IDisposable
         return false; // a drain while a transaction is open: carry on until it ends
     }
 
-    private void Arm(TimeSpan timeout)
+    /// <summary>
+    /// In DATA each read must come within data-timeout. Between commands the whole next command
+    /// line must arrive within command-timeout: a client trickling a byte at a time (slowloris)
+    /// does not push the deadline back.
+    /// </summary>
+    private void ArmTimer()
     {
-        _deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
-        _timer.Change(timeout, Timeout.InfiniteTimeSpan);
+        var limits = _ctx.Settings.Limits;
+        var now = Stopwatch.GetTimestamp();
+        if (_inData || !_partialCommand)
+            _deadline = now + (long)((_inData ? limits.DataTimeout : limits.CommandTimeout).TotalSeconds * Stopwatch.Frequency);
+        var left = TimeSpan.FromSeconds(Math.Max(0, (_deadline - now) / (double)Stopwatch.Frequency));
+        _timer.Change(left, Timeout.InfiniteTimeSpan);
     }
 
     private void OnTimer() => _input.CancelPendingRead();
+
+    /// <summary>Slowloris in DATA: past the grace period, content must keep up a minimum rate.</summary>
+    private bool TooSlowInData()
+    {
+        var limits = _ctx.Settings.Limits;
+        if (limits.MinDataRate == 0) return false;
+        var elapsed = Stopwatch.GetElapsedTime(_dataStarted);
+        if (elapsed < limits.DataRateGrace || elapsed.TotalSeconds <= 0) return false;
+        if (_data.Size / elapsed.TotalSeconds >= limits.MinDataRate) return false;
+        _ctx.Log.LogInformation("session {Session}: [{Client}] sent {Bytes} bytes of DATA in {Seconds:0.0}s, below the minimum rate; closing",
+            Id, _clientAddress, _data.Size, elapsed.TotalSeconds);
+        DiscardTransaction();
+        Write(TooSlow);
+        _closing = true;
+        return true;
+    }
 
     /// <summary>Takes one command line off the buffer and handles it; false when more input is needed.</summary>
     private bool TakeCommand(ref ReadOnlySequence<byte> buffer)
@@ -213,6 +389,7 @@ internal sealed class SmtpSession : IDisposable
         {
             if (!LineReader.TrySkipLine(ref buffer)) return false;
             _discarding = false;
+            _authStep = AuthStep.None;
             Error(Replies.LineTooLong);
             return true;
         }
@@ -226,6 +403,7 @@ internal sealed class SmtpSession : IDisposable
                 return true;
             case LineStatus.BareLineFeed:
                 _commands++;
+                _authStep = AuthStep.None;
                 Error(Replies.BareLineFeed);
                 return true;
         }
@@ -233,15 +411,21 @@ internal sealed class SmtpSession : IDisposable
         _commands++;
         if (line.IsSingleSegment)
         {
-            Handle(line.FirstSpan);
+            Dispatch(line.FirstSpan);
         }
         else
         {
             Span<byte> copy = stackalloc byte[MaxCommandLine];
             line.CopyTo(copy);
-            Handle(copy[..(int)line.Length]);
+            Dispatch(copy[..(int)line.Length]);
         }
         return true;
+    }
+
+    private void Dispatch(ReadOnlySpan<byte> line)
+    {
+        if (_authStep != AuthStep.None) AuthResponse(line);
+        else Handle(line);
     }
 
     // ------------------------------------------------------------------ commands
@@ -317,9 +501,13 @@ internal sealed class SmtpSession : IDisposable
             case SmtpVerb.Help:
                 Write(Replies.Help);
                 break;
-            case SmtpVerb.Expn:
             case SmtpVerb.StartTls:
+                StartTlsCommand(argument);
+                break;
             case SmtpVerb.Auth:
+                Auth(argument);
+                break;
+            case SmtpVerb.Expn:
             case SmtpVerb.Bdat:
                 Error(Replies.NotImplemented);
                 break;
@@ -328,6 +516,11 @@ internal sealed class SmtpSession : IDisposable
                 break;
         }
     }
+
+    private bool OfferStartTls => _tls is null && _ctx.TlsContext is not null;
+
+    // RFC 4954 4: AUTH only over TLS, except on loopback when the operator allows it (tests).
+    private bool OfferAuth => _ctx.Settings.Auth.Enabled && (_tls is not null || (_ctx.Settings.Auth.AllowInsecure && _localIsLoopback));
 
     private void Hello(bool esmtp, ReadOnlySpan<byte> argument)
     {
@@ -341,11 +534,203 @@ internal sealed class SmtpSession : IDisposable
         _helo = Encoding.UTF8.GetString(domain);
         _esmtp = esmtp;
         _state = SessionState.Ready;
-        Write(esmtp ? _ctx.EhloReply : _ctx.HeloReply);
+        Write(esmtp ? _ctx.EhloReply(OfferStartTls, OfferAuth && _authUser is null) : _ctx.HeloReply);
+    }
+
+    private void StartTlsCommand(ReadOnlySpan<byte> argument)
+    {
+        if (_tls is not null)
+        {
+            Error(TlsAlreadyActive);
+            return;
+        }
+        if (_ctx.TlsContext is null)
+        {
+            Error(Replies.NotImplemented);
+            return;
+        }
+        if (!argument.IsEmpty)
+        {
+            Error(Replies.SyntaxError);
+            return;
+        }
+        Write(ReadyForTls);
+        _pending = Pending.StartTls;
+    }
+
+    private void Auth(ReadOnlySpan<byte> argument)
+    {
+        if (!_ctx.Settings.Auth.Enabled)
+        {
+            Error(Replies.NotImplemented);
+            return;
+        }
+        if (!OfferAuth)
+        {
+            Error(EncryptionRequired);
+            return;
+        }
+        if (_authUser is not null)
+        {
+            Error(AlreadyAuthenticated);
+            return;
+        }
+        if (_ctx.Limiter.IsAuthBlocked(_clientAddress))
+        {
+            Write(ClientLimiter.AuthBlocked);
+            return;
+        }
+        var space = argument.IndexOf((byte)' ');
+        var mechanism = space < 0 ? argument : argument[..space];
+        var initial = space < 0 ? ReadOnlySpan<byte>.Empty : argument[(space + 1)..];
+        if (Ascii.EqualsIgnoreCase(mechanism, "PLAIN"u8))
+        {
+            if (initial.IsEmpty)
+            {
+                _authStep = AuthStep.PlainResponse;
+                Write(ContinuePlain);
+            }
+            else
+            {
+                PlainCredentials(initial);
+            }
+        }
+        else if (Ascii.EqualsIgnoreCase(mechanism, "LOGIN"u8))
+        {
+            if (initial.IsEmpty)
+            {
+                _authStep = AuthStep.LoginUser;
+                Write(AskUsername);
+            }
+            else if (Decode(initial) is { } user)
+            {
+                _loginUser = user;
+                _authStep = AuthStep.LoginPassword;
+                Write(AskPassword);
+            }
+            else
+            {
+                Error(BadBase64);
+            }
+        }
+        else
+        {
+            Error(UnknownMechanism);
+        }
+    }
+
+    /// <summary>A line of the AUTH exchange (RFC 4954 4): base64, or "*" to cancel.</summary>
+    private void AuthResponse(ReadOnlySpan<byte> line)
+    {
+        var step = _authStep;
+        _authStep = AuthStep.None;
+        if (line.SequenceEqual("*"u8))
+        {
+            Error(AuthCancelled);
+            return;
+        }
+        switch (step)
+        {
+            case AuthStep.PlainResponse:
+                PlainCredentials(line);
+                break;
+            case AuthStep.LoginUser:
+                if (Decode(line) is { } user)
+                {
+                    _loginUser = user;
+                    _authStep = AuthStep.LoginPassword;
+                    Write(AskPassword);
+                }
+                else
+                {
+                    Error(BadBase64);
+                }
+                break;
+            case AuthStep.LoginPassword:
+                if (Decode(line) is { } password)
+                {
+                    _credentials = (_loginUser ?? "", password, "LOGIN");
+                    _pending = Pending.Authenticate;
+                }
+                else
+                {
+                    Error(BadBase64);
+                }
+                break;
+        }
+    }
+
+    /// <summary>PLAIN (RFC 4616): authzid NUL authcid NUL password; we do not act for another identity.</summary>
+    private void PlainCredentials(ReadOnlySpan<byte> base64)
+    {
+        var decoded = base64.SequenceEqual("="u8) ? "" : Decode(base64);
+        if (decoded is null)
+        {
+            Error(BadBase64);
+            return;
+        }
+        var parts = decoded.Split('\0');
+        if (parts.Length != 3 || (parts[0].Length > 0 && parts[0] != parts[1]))
+        {
+            _credentials = ("", "", "PLAIN");
+        }
+        else
+        {
+            _credentials = (parts[1], parts[2], "PLAIN");
+        }
+        _pending = Pending.Authenticate;
+    }
+
+    private static string? Decode(ReadOnlySpan<byte> base64)
+    {
+        var bytes = new byte[base64.Length];
+        if (Convert.TryFromBase64String(Encoding.ASCII.GetString(base64), bytes, out var n))
+        {
+            try
+            {
+                return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes, 0, n);
+            }
+            catch (DecoderFallbackException)
+            {
+                return null;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Checks the credentials off the I/O path (the hash is slow on purpose) and answers.</summary>
+    private async Task AuthenticateAsync()
+    {
+        var (user, password, mechanism) = _credentials;
+        _credentials = default;
+        var users = _ctx.Settings.Auth.Users;
+        var ok = user.Length > 0 && await Task.Run(() => users.Verify(user, password)).ConfigureAwait(false);
+        if (ok)
+        {
+            _authUser = user;
+            _mayRelay = true;
+            _ctx.Log.LogInformation("session {Session}: [{Client}] authenticated as {User} ({Mechanism})", Id, _clientAddress, user, mechanism);
+            Write(AuthSucceeded);
+            return;
+        }
+        // Never log the password; the user name helps the operator see what is being tried.
+        _ctx.Log.LogWarning("session {Session}: AUTH {Mechanism} failed for user '{User}' from [{Client}]", Id, mechanism, user, _clientAddress);
+        var blocked = _ctx.Limiter.RecordAuthFailure(_clientAddress);
+        Error(AuthFailed);
+        if (blocked && !_closing)
+        {
+            Write(TooManyAuthFailures);
+            _closing = true;
+        }
     }
 
     private void Mail(ReadOnlySpan<byte> argument)
     {
+        if (_kind == ListenerKind.Submission && _authUser is null)
+        {
+            Error(AuthRequired); // RFC 6409 4.3 / RFC 4954 6
+            return;
+        }
         var error = CommandParser.ParseMailFrom(argument, out var path, out var parameters);
         if (error is not null)
         {
@@ -366,6 +751,12 @@ internal sealed class SmtpSession : IDisposable
         if (parameters.Size > _ctx.Settings.Limits.MaxMessageSize)
         {
             Error(Replies.MessageTooBig);
+            return;
+        }
+        if (!_ctx.Limiter.TryCountMessage(_clientAddress, _exempt))
+        {
+            _ctx.Log.LogInformation("session {Session}: message rate limit reached for [{Client}]", Id, _clientAddress);
+            Write(ClientLimiter.MessageRate);
             return;
         }
         _sender = path.IsNull ? "" : Encoding.UTF8.GetString(path.LocalPart) + "@" + Encoding.UTF8.GetString(path.Domain);
@@ -405,10 +796,7 @@ internal sealed class SmtpSession : IDisposable
             Error(refusal);
             return;
         }
-        if (!_recipients.Contains(address))
-        {
-            _recipients.Add(address);
-        }
+        if (!_recipients.Contains(address)) _recipients.Add(address);
         _nonAsciiEnvelope |= path.HasNonAscii;
         _state = SessionState.RecipientGiven;
         Write(Replies.RecipientOk);
@@ -424,19 +812,24 @@ internal sealed class SmtpSession : IDisposable
         var id = _ctx.Spool.Ids.Next();
         _incoming = _ctx.Spool.Begin(id);
         var received = ReceivedHeader.Build(_helo!, _clientAddress, _ctx.Settings.Hostname, Protocol(), id.Value,
-            _recipients.Count == 1 ? _recipients[0] : null, DateTimeOffset.Now);
+            _recipients.Count == 1 ? _recipients[0] : null, DateTimeOffset.Now,
+            _tls is null ? null : "using " + _tls, _authUser);
         _incoming.WritePrefix(Encoding.UTF8.GetBytes(received));
         _data.Reset(_ctx.Settings.Limits.MaxMessageSize);
+        _dataStarted = Stopwatch.GetTimestamp();
         _inData = true;
         Write(Replies.StartData);
     }
 
-    private string Protocol() => (_esmtp, _smtpUtf8) switch
+    /// <summary>The WITH protocol name (RFC 3848, RFC 6531 3.7.3): ESMTP, ESMTPS, ESMTPA, ESMTPSA, UTF8SMTP...</summary>
+    private string Protocol()
     {
-        (_, true) => "UTF8SMTP", // RFC 6531 3.7.3
-        (true, false) => "ESMTP",
-        _ => "SMTP",
-    };
+        if (!_esmtp) return "SMTP";
+        var name = _smtpUtf8 ? "UTF8SMTP" : "ESMTP";
+        if (_tls is not null) name += "S";
+        if (_authUser is not null) name += "A";
+        return name;
+    }
 
     /// <summary>The content has ended (CRLF.CRLF): check it, commit it, and say what happened.</summary>
     private async Task<SmtpReply> FinishDataAsync()
@@ -449,6 +842,7 @@ internal sealed class SmtpSession : IDisposable
 
         var refusal = (flags & DataFlags.TooLarge) != 0 ? Replies.MessageTooBig
             : (flags & (DataFlags.BareCarriageReturn | DataFlags.BareLineFeed)) != 0 ? Replies.BareLineEndingInData
+            : _data.LongestLine > limits.MaxLineLength ? Replies.DataLineTooLong
             : null;
         var headerEightBit = false;
         if (refusal is null)
@@ -485,7 +879,7 @@ internal sealed class SmtpSession : IDisposable
         if (_smtpUtf8 && (_nonAsciiEnvelope || headerEightBit)) messageFlags |= MessageFlags.NeedsSmtpUtf8;
 
         var envelope = new MailEnvelope(incoming.Id, DateTimeOffset.UtcNow, _sender!, _recipients.ToImmutableArray(),
-            _clientAddress.ToString(), _helo!, Protocol(), null, messageFlags, incoming.Length);
+            _clientAddress.ToString(), _helo!, Protocol(), _authUser, messageFlags, incoming.Length);
         SpoolEntry entry;
         try
         {
@@ -500,8 +894,9 @@ internal sealed class SmtpSession : IDisposable
 
         _ctx.QueueManager.Tell(new QueueProtocol.Enqueued(entry), ActorRefs.NoSender);
         _accepted++;
-        _ctx.Log.LogInformation("{QueueId}: accepted from=<{Sender}> size={Size} nrcpt={Recipients} client={Helo}[{Client}] session={Session}",
-            envelope.Id, envelope.Sender, envelope.BodyLength, envelope.Recipients.Length, _helo, _clientAddress, Id);
+        _ctx.Log.LogInformation("{QueueId}: accepted from=<{Sender}> size={Size} nrcpt={Recipients} client={Helo}[{Client}] session={Session}{Auth}{Tls}",
+            envelope.Id, envelope.Sender, envelope.BodyLength, envelope.Recipients.Length, _helo, _clientAddress, Id,
+            _authUser is null ? "" : " sasl_username=" + _authUser, _tls is null ? "" : " tls=" + _tls);
         ResetTransaction();
         return new SmtpReply(250, "2.0.0", "OK: queued as " + envelope.Id.Value);
     }
@@ -530,7 +925,7 @@ internal sealed class SmtpSession : IDisposable
     private void Error(SmtpReply reply)
     {
         Write(reply);
-        if (++_errors >= _ctx.Settings.Limits.MaxErrors)
+        if (++_errors >= _ctx.Settings.Limits.MaxErrors && !_closing)
         {
             _ctx.Log.LogInformation("session {Session}: too many errors from [{Client}]; closing", Id, _clientAddress);
             Write(Replies.TooManyErrors);

@@ -3,6 +3,7 @@ using Akka.Actor;
 using Microsoft.Extensions.Logging;
 using Polly;
 using Polly.CircuitBreaker;
+using RelayMta.Engine.Hosting;
 using RelayMta.Engine.Queue;
 
 namespace RelayMta.Engine.Outbound;
@@ -80,9 +81,12 @@ internal sealed class DeliveryAgentActor : ReceiveActor, IWithTimers
 
         if (_session is null)
         {
-            var (session, failure) = await ConnectAsync(ct).ConfigureAwait(true);
+            var (session, failure, notAttempted) = await ConnectAsync(ct).ConfigureAwait(true);
             if (session is null)
-                return new OutboundProtocol.WorkDone(job, AllRecipients(job, failure!), ConnectionFailed: true, failure!.Diagnostic);
+                return new OutboundProtocol.WorkDone(job, notAttempted ? [] : AllRecipients(job, failure!), ConnectionFailed: true, failure!.Diagnostic)
+                {
+                    NotAttempted = notAttempted,
+                };
             _session = session;
             _sent = 0;
         }
@@ -96,33 +100,34 @@ internal sealed class DeliveryAgentActor : ReceiveActor, IWithTimers
     /// RFC 5321 5.1: try each host in order and each of its addresses; a refused connection, a
     /// time-out, or a 4xx/5xx greeting means the next one. Every try goes through the circuit breaker.
     /// </summary>
-    private async Task<(IOutboundSession? Session, DeliveryOutcome.TempFailure? Failure)> ConnectAsync(CancellationToken ct)
+    private async Task<(IOutboundSession? Session, DeliveryOutcome.TempFailure? Failure, bool NotAttempted)> ConnectAsync(CancellationToken ct)
     {
         OutboundConnectException? last = null;
         foreach (var host in _context.Route)
         {
             foreach (var address in host.Addresses)
             {
-                var tryTls = true;
+                var tls = _context.Tls;
                 while (true)
                 {
                     try
                     {
                         var session = await _context.Circuit.ExecuteAsync(
-                            async token => await _context.Transport.OpenAsync(host, address, _context.Port, tryTls, token).ConfigureAwait(false),
+                            async token => await _context.Transport.OpenAsync(host, address, _context.Port, tls, _context.Credentials, token).ConfigureAwait(false),
                             ct).ConfigureAwait(true);
-                        return (session, null);
+                        return (session, null, false);
                     }
                     catch (BrokenCircuitException)
                     {
+                        // Not an attempt: the destination holds the job until the circuit lets it through.
                         return (null, new DeliveryOutcome.TempFailure("4.4.1",
-                            $"delivery to {_context.Destination} paused after repeated connection failures" + (last is null ? "" : ": " + last.Diagnostic), null));
+                            $"delivery to {_context.Destination} paused after repeated connection failures" + (last is null ? "" : ": " + last.Diagnostic), null), last is null);
                     }
-                    catch (OutboundConnectException e) when (e.TlsFailed && tryTls)
+                    catch (OutboundConnectException e) when (e.TlsFailed && tls == TlsLevel.May && _context.Credentials is null)
                     {
                         // Opportunistic TLS: a failed handshake means plain text, as Postfix's "may" level does.
                         _context.Log.LogWarning("{Destination}: {Error}; retrying {Host} without TLS", _context.Destination, e.Diagnostic, host.Name);
-                        tryTls = false;
+                        tls = TlsLevel.None;
                     }
                     catch (OutboundConnectException e)
                     {
@@ -134,7 +139,7 @@ internal sealed class DeliveryAgentActor : ReceiveActor, IWithTimers
             }
         }
         return (null, new DeliveryOutcome.TempFailure(last?.Status.StartsWith('5') == true ? "4.4.1" : last?.Status ?? "4.4.1",
-            "no host of " + _context.Destination + " could be reached; last error: " + (last?.Diagnostic ?? "no addresses"), null));
+            "no host of " + _context.Destination + " could be reached; last error: " + (last?.Diagnostic ?? "no addresses"), null), false);
     }
 
     private async Task CloseAsync()
@@ -160,6 +165,8 @@ internal sealed record AgentContext(
     string Destination,
     IReadOnlyList<RemoteHost> Route,
     int Port,
+    TlsLevel Tls,
+    Credentials? Credentials,
     IOutboundTransport Transport,
     ResiliencePipeline Circuit,
     Hosting.OutboundSettings Settings,

@@ -11,7 +11,7 @@ namespace RelayMta.Engine.Outbound;
 /// <summary>How a destination is reached.</summary>
 /// <param name="Key">The destination's name: a domain (A-labels), an address literal, or "smarthost:host:port".</param>
 /// <param name="Host">For a smarthost, the host to resolve with no MX lookup; null to route by MX.</param>
-internal sealed record DestinationRouting(string Key, string? Host, int Port)
+internal sealed record DestinationRouting(string Key, string? Host, int Port, Hosting.TlsLevel Tls, Credentials? Credentials = null)
 {
     public bool IsSmarthost => Host is not null;
 }
@@ -40,6 +40,9 @@ internal sealed class DestinationActor : ReceiveActor, IWithTimers
     private readonly Stack<IActorRef> _idle = new();
     private readonly Dictionary<IActorRef, DeliveryJob> _busy = new();
     private readonly CircuitBreakerStateProvider _circuitState = new();
+    private readonly HashSet<(QueueId, int)> _held = new();
+    private readonly Dictionary<QueueId, int> _crashes = new();
+    private DateTimeOffset _openUntil;
     private readonly ResiliencePipeline _circuit;
     private IReadOnlyList<RemoteHost>? _route;
     private DateTimeOffset _routeExpires;
@@ -82,25 +85,20 @@ internal sealed class DestinationActor : ReceiveActor, IWithTimers
         {
             _busy.Remove(Sender);
             if (!_agents.Contains(Sender)) return;
-            if (_quiescing)
-            {
-                ReleaseQuiesceIfIdle();
-                return;
-            }
-            if (TakeReady() is { } job) GiveWork(Sender, job);
-            else if (!_idle.Contains(Sender)) _idle.Push(Sender);
+            if (!_idle.Contains(Sender)) _idle.Push(Sender);
+            Dispatch();
         });
         Receive<OutboundProtocol.WorkDone>(OnWorkDone);
         Receive<OutboundProtocol.AgentCrashed>(c =>
         {
             _log.LogWarning(c.Cause, "{Destination}: delivery agent crashed; its job for {QueueId} goes back in the queue", _routing.Key, c.Job.Id);
             _busy.Remove(Sender);
-            _ready.AddFirst(c.Job);
+            Requeue(c.Job, c.Cause.Message);
         });
         Receive<Terminated>(t =>
         {
             if (!_agents.Remove(t.ActorRef)) return;
-            if (_busy.Remove(t.ActorRef, out var lost)) _ready.AddFirst(lost); // stopped mid-job: try again
+            if (_busy.Remove(t.ActorRef, out var lost)) Requeue(lost, "delivery agent stopped"); // stopped mid-job: try again
             var idle = _idle.Where(a => !a.Equals(t.ActorRef)).Reverse().ToList();
             _idle.Clear();
             foreach (var a in idle) _idle.Push(a);
@@ -122,22 +120,60 @@ internal sealed class DestinationActor : ReceiveActor, IWithTimers
     protected override SupervisorStrategy SupervisorStrategy() =>
         new OneForOneStrategy(maxNrOfRetries: 10, withinTimeRange: TimeSpan.FromMinutes(1), localOnlyDecider: _ => Directive.Restart);
 
+    /// <summary>
+    /// Takes a job, minus any recipient this destination already holds: after a restart the
+    /// queue manager hands everything over again, and a Deliver may also still be in the mailbox.
+    /// </summary>
     private void Add(DeliveryJob job)
     {
+        var fresh = job.Recipients.Where(i => _held.Add((job.Id, i))).ToImmutableArray();
+        if (fresh.Length == 0) return;
+        if (fresh.Length != job.Recipients.Length) job = job with { Recipients = fresh };
         if (job.NotBefore <= DateTimeOffset.UtcNow) _ready.AddLast(job);
         else _waiting.Enqueue(job, job.NotBefore);
+    }
+
+    /// <summary>
+    /// A job whose agent crashed goes back to the front of the queue, not counted as an attempt;
+    /// after a few crashes it is deferred like any failure, so a job that always crashes its agent
+    /// follows the retry schedule and expires instead of looping.
+    /// </summary>
+    private void Requeue(DeliveryJob job, string cause)
+    {
+        var crashes = _crashes.GetValueOrDefault(job.Id) + 1;
+        if (crashes < 3)
+        {
+            _crashes[job.Id] = crashes;
+            _ready.AddFirst(job);
+            return;
+        }
+        _crashes.Remove(job.Id);
+        var failure = new DeliveryOutcome.TempFailure("4.3.0", "internal error while delivering: " + cause, null);
+        Report(job, job.Recipients.Select(i => new RecipientResult(i, failure)).ToImmutableArray(), null, null);
     }
 
     private DeliveryJob? TakeReady()
     {
         Promote();
-        if (_ready.Count == 0 || CircuitOpen) return null;
+        if (_ready.Count == 0 || CircuitOpen || (Probing && _busy.Count > 0)) return null;
         var job = _ready.First!.Value;
         _ready.RemoveFirst();
         return job;
     }
 
-    private bool CircuitOpen => _circuitState.CircuitState == CircuitState.Open;
+    /// <summary>
+    /// Open and within its break. Polly only moves an open circuit on when something runs through
+    /// it, so the break is timed here; after it, one connection at a time probes the host.
+    /// </summary>
+    private bool CircuitOpen => _circuitState.CircuitState == CircuitState.Open && DateTimeOffset.UtcNow < _openUntil;
+
+    private bool Probing => _circuitState.CircuitState != CircuitState.Closed;
+
+    private void NoteCircuit()
+    {
+        if (_circuitState.CircuitState == CircuitState.Open && _openUntil <= DateTimeOffset.UtcNow)
+            _openUntil = DateTimeOffset.UtcNow + _context.Settings.Outbound.CircuitBreakerBreak;
+    }
 
     private void Promote()
     {
@@ -164,7 +200,7 @@ internal sealed class DestinationActor : ReceiveActor, IWithTimers
         if (_ready.Count == 0) return;
         if (CircuitOpen)
         {
-            Timers.StartSingleTimer("wake", Wake.Instance, _context.Settings.Outbound.CircuitBreakerBreak);
+            Timers.StartSingleTimer("wake", Wake.Instance, _openUntil - DateTimeOffset.UtcNow);
             return;
         }
         if (_route is null || DateTimeOffset.UtcNow >= _routeExpires)
@@ -174,8 +210,9 @@ internal sealed class DestinationActor : ReceiveActor, IWithTimers
         }
         while (_idle.Count > 0 && TakeReady() is { } job) GiveWork(_idle.Pop(), job);
 
-        var limit = _context.Settings.Outbound.MaxConnectionsPerDestination;
-        var wanted = Math.Min(_ready.Count, limit - _agents.Count - _slotsRequested);
+        var limit = Probing ? 1 : _context.Settings.Outbound.MaxConnectionsPerDestination;
+        if (Probing && _busy.Count > 0) return;
+        var wanted = Math.Min(Probing ? 1 : _ready.Count, limit - _agents.Count - _slotsRequested);
         for (var i = 0; i < wanted; i++)
         {
             _slotsRequested++;
@@ -230,11 +267,11 @@ internal sealed class DestinationActor : ReceiveActor, IWithTimers
         }
     }
 
-    protected override void PreRestart(Exception reason, object message)
+    protected override void PostStop()
     {
-        // The old agents are stopped with the old instance: give their connection slots back.
+        // The agents stop with this instance (a restart, or for good): give their slots back.
         foreach (var _ in _agents) Context.Parent.Tell(new OutboundProtocol.ReleaseSlot());
-        base.PreRestart(reason, message);
+        _agents.Clear();
     }
 
     protected override void PostRestart(Exception reason)
@@ -247,6 +284,11 @@ internal sealed class DestinationActor : ReceiveActor, IWithTimers
     private void OnSlot()
     {
         _slotsRequested = Math.Max(0, _slotsRequested - 1);
+        if (_quiescing)
+        {
+            Context.Parent.Tell(new OutboundProtocol.ReleaseSlot());
+            return;
+        }
         var job = TakeReady();
         if (job is null || _route is null || _agents.Count >= _context.Settings.Outbound.MaxConnectionsPerDestination)
         {
@@ -254,7 +296,8 @@ internal sealed class DestinationActor : ReceiveActor, IWithTimers
             Context.Parent.Tell(new OutboundProtocol.ReleaseSlot());
             return;
         }
-        var agentContext = new AgentContext(_routing.Key, _route, _routing.Port, _context.Transport, _circuit, _context.Settings.Outbound, _log);
+        var agentContext = new AgentContext(_routing.Key, _route, _routing.Port, _routing.Tls, _routing.Credentials,
+            _context.Transport, _circuit, _context.Settings.Outbound, _log);
         var agent = Context.ActorOf(Props.Create(() => new DeliveryAgentActor(agentContext)), "agent-" + ++_agentNumber);
         Context.Watch(agent);
         _agents.Add(agent);
@@ -270,12 +313,22 @@ internal sealed class DestinationActor : ReceiveActor, IWithTimers
     private void OnWorkDone(OutboundProtocol.WorkDone done)
     {
         _busy.Remove(Sender);
+        _crashes.Remove(done.Job.Id);
         if (done.ConnectionFailed)
         {
-            _lastError = done.Error;
+            _lastError = done.Error ?? _lastError;
             _route = null; // look the destination up again before the next try
+            NoteCircuit();
         }
-        Report(done.Job, done.Results, done.RemoteMta, done.Tls);
+        if (done.NotAttempted)
+        {
+            // The circuit refused to even try: the job waits out the break, not counted as an attempt.
+            _ready.AddFirst(done.Job);
+        }
+        else
+        {
+            Report(done.Job, done.Results, done.RemoteMta, done.Tls);
+        }
         Dispatch();
     }
 
@@ -288,11 +341,14 @@ internal sealed class DestinationActor : ReceiveActor, IWithTimers
         var now = DateTimeOffset.UtcNow;
         var schedule = _context.Schedule;
         var deferred = results.Where(r => r.Outcome is DeliveryOutcome.TempFailure).ToList();
+        foreach (var r in results)
+            if (r.Outcome is not DeliveryOutcome.TempFailure) _held.Remove((job.Id, r.Index));
         DateTimeOffset? next = null;
         if (deferred.Count > 0)
         {
             if (schedule.HasExpired(job.Envelope.ReceivedAt, now))
             {
+                foreach (var r in deferred) _held.Remove((job.Id, r.Index));
                 results = results.Select(r => r.Outcome is DeliveryOutcome.TempFailure t
                     ? new RecipientResult(r.Index, new DeliveryOutcome.PermFailure("5.4.7", "delivery time expired; last error: " + t.Diagnostic, t.RemoteMta))
                     : r).ToImmutableArray();

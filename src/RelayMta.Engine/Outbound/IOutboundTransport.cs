@@ -9,10 +9,11 @@ public interface IOutboundTransport
 {
     /// <summary>
     /// Connects to <paramref name="address"/>:<paramref name="port"/> (a host of <paramref name="host"/>),
-    /// reads the greeting, says EHLO (or HELO) and, when <paramref name="tryTls"/> and offered, STARTTLS.
+    /// reads the greeting, says EHLO (or HELO), does STARTTLS as <paramref name="tls"/> asks and, when
+    /// <paramref name="credentials"/> are given, AUTH (only ever over TLS).
     /// Throws <see cref="OutboundConnectException"/> when this host cannot be used now.
     /// </summary>
-    Task<IOutboundSession> OpenAsync(RemoteHost host, IPAddress address, int port, bool tryTls, CancellationToken ct);
+    Task<IOutboundSession> OpenAsync(RemoteHost host, IPAddress address, int port, Hosting.TlsLevel tls, Credentials? credentials, CancellationToken ct);
 }
 
 /// <summary>One open SMTP client session, owned by one delivery agent.</summary>
@@ -38,6 +39,13 @@ public interface IOutboundSession : IAsyncDisposable
 
     /// <summary>QUIT, best effort.</summary>
     Task QuitAsync(CancellationToken ct);
+}
+
+/// <summary>AUTH credentials for a smarthost.</summary>
+public sealed record Credentials(string User, string Password)
+{
+    /// <inheritdoc />
+    public override string ToString() => $"Credentials({User}, ****)";
 }
 
 /// <summary>What one transaction did, per recipient.</summary>

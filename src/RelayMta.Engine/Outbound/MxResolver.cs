@@ -138,8 +138,9 @@ public sealed class MxResolver
 
         if (ra.Failure is { } fa) return (null, fa);
         if (raaaa.Failure is { } f6) return (null, f6);
+        // Both lookups answered, and there is no address: NXDOMAIN, or a name with no A/AAAA at all.
         var nx = ra.Response?.Header.ResponseCode == DnsHeaderResponseCode.NotExistentDomain;
-        return (null, new RouteResult.Failure(nx, nx ? "5.1.2" : "4.4.3", nx ? $"host {name} does not exist" : $"host {name} has no address"));
+        return (null, new RouteResult.Failure(true, "5.1.2", nx ? $"host {name} does not exist" : $"host {name} has no address"));
     }
 
     private async Task<(IDnsQueryResponse? Response, RouteResult.Failure? Failure)> QueryAsync(string name, QueryType type, CancellationToken ct)

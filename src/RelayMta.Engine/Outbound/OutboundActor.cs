@@ -15,6 +15,7 @@ internal sealed class OutboundActor : ReceiveActor
     private readonly IActorRef _queueManager;
     private readonly Dictionary<string, IActorRef> _destinations = new(StringComparer.Ordinal);
     private readonly Queue<IActorRef> _waiting = new();
+    private readonly Dictionary<IActorRef, int> _granted = new();
     private int _inUse;
 
     public OutboundActor(OutboundContext context, IActorRef queueManager)
@@ -25,21 +26,10 @@ internal sealed class OutboundActor : ReceiveActor
         Receive<OutboundProtocol.Deliver>(d => Destination(d.Destination).Forward(d));
         Receive<OutboundProtocol.RequestSlot>(_ =>
         {
-            if (_inUse < _context.Settings.Outbound.MaxConnections)
-            {
-                _inUse++;
-                Sender.Tell(new OutboundProtocol.SlotGranted());
-            }
-            else
-            {
-                _waiting.Enqueue(Sender);
-            }
+            if (_inUse < _context.Settings.Outbound.MaxConnections) Grant(Sender);
+            else _waiting.Enqueue(Sender);
         });
-        Receive<OutboundProtocol.ReleaseSlot>(_ =>
-        {
-            if (_waiting.TryDequeue(out var next)) next.Tell(new OutboundProtocol.SlotGranted());
-            else _inUse--;
-        });
+        Receive<OutboundProtocol.ReleaseSlot>(_ => Release(Sender, 1));
         Receive<OutboundProtocol.GetStatus>(_ =>
         {
             var inUse = _inUse;
@@ -55,8 +45,14 @@ internal sealed class OutboundActor : ReceiveActor
         });
         Receive<Terminated>(t =>
         {
+            // A destination stopped for good: its slots come back, and its recipients go to a new one.
             var key = _destinations.FirstOrDefault(kv => kv.Value.Equals(t.ActorRef)).Key;
             if (key is not null) _destinations.Remove(key);
+            var remaining = _waiting.Where(w => !w.Equals(t.ActorRef)).ToList();
+            _waiting.Clear();
+            foreach (var w in remaining) _waiting.Enqueue(w);
+            if (_granted.Remove(t.ActorRef, out var held)) Release(null, held);
+            if (key is not null) _queueManager.Tell(new Queue.QueueProtocol.Redispatch(key));
         });
     }
 
@@ -71,13 +67,34 @@ internal sealed class OutboundActor : ReceiveActor
             return Directive.Restart;
         });
 
+    private void Grant(IActorRef destination)
+    {
+        _inUse++;
+        _granted[destination] = _granted.GetValueOrDefault(destination) + 1;
+        destination.Tell(new OutboundProtocol.SlotGranted());
+    }
+
+    /// <summary>Slots come back; waiting destinations get them first come, first served.</summary>
+    private void Release(IActorRef? from, int count)
+    {
+        if (from is not null && _granted.TryGetValue(from, out var held))
+        {
+            if (held <= 1) _granted.Remove(from);
+            else _granted[from] = held - 1;
+        }
+        _inUse -= count;
+        while (_inUse < _context.Settings.Outbound.MaxConnections && _waiting.TryDequeue(out var next)) Grant(next);
+    }
+
     private IActorRef Destination(string key)
     {
         if (_destinations.TryGetValue(key, out var existing)) return existing;
         var smarthost = _context.Settings.Relay.Smarthost;
+        var relay = _context.Settings.Relay;
         var routing = key.StartsWith(Queue.Routing.SmarthostPrefix, StringComparison.Ordinal) && smarthost is not null
-            ? new DestinationRouting(key, smarthost.Host, smarthost.Port)
-            : new DestinationRouting(key, null, _context.Settings.Outbound.Port);
+            ? new DestinationRouting(key, smarthost.Host, smarthost.Port, relay.SmarthostTls,
+                relay.SmarthostUser is null ? null : new Credentials(relay.SmarthostUser, relay.SmarthostPassword!))
+            : new DestinationRouting(key, null, _context.Settings.Outbound.Port, _context.Settings.Outbound.TlsFor(key));
         var actor = Context.ActorOf(Props.Create(() => new DestinationActor(routing, _context, _queueManager)),
             "dest-" + Uri.EscapeDataString(key));
         Context.Watch(actor);

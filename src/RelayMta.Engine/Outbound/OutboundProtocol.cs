@@ -41,6 +41,9 @@ public static class OutboundProtocol
 
         /// <summary>The session's TLS, when any.</summary>
         public string? Tls { get; init; }
+
+        /// <summary>The circuit breaker refused to try: nothing was attempted, nothing is reported.</summary>
+        public bool NotAttempted { get; init; }
     }
 
     /// <summary>Agent → destination: I am connected and idle; give me work or let me time out.</summary>

@@ -5,6 +5,7 @@ using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using MimeKit;
 using RelayMta.Engine.Hosting;
@@ -18,12 +19,12 @@ namespace RelayMta.Engine.Outbound;
 public sealed class SmtpOutboundTransport(string ourHostname, OutboundSettings settings, Func<QueueId, BodyReader> openBody) : IOutboundTransport
 {
     /// <inheritdoc />
-    public async Task<IOutboundSession> OpenAsync(RemoteHost host, IPAddress address, int port, bool tryTls, CancellationToken ct)
+    public async Task<IOutboundSession> OpenAsync(RemoteHost host, IPAddress address, int port, TlsLevel tls, Credentials? credentials, CancellationToken ct)
     {
-        var session = new SmtpOutboundSession(host.Name, new IPEndPoint(address, port), ourHostname, settings.Timeouts, openBody);
+        var session = new SmtpOutboundSession(host.Name, new IPEndPoint(address, port), ourHostname, settings.Timeouts, openBody, settings.TrustedCas);
         try
         {
-            await session.OpenAsync(tryTls, ct).ConfigureAwait(false);
+            await session.OpenAsync(tls, credentials, ct).ConfigureAwait(false);
             return session;
         }
         catch
@@ -48,19 +49,22 @@ internal sealed class SmtpOutboundSession : IOutboundSession
     private readonly string _ourHostname;
     private readonly ClientTimeouts _timeouts;
     private readonly Func<QueueId, BodyReader> _openBody;
+    private readonly X509Certificate2Collection? _trustedCas;
     private Socket? _socket;
     private Stream? _stream;
     private PipeReader? _reader;
     private PipeWriter? _writer;
     private EhloCapabilities _caps = EhloCapabilities.None;
 
-    public SmtpOutboundSession(string hostName, IPEndPoint endpoint, string ourHostname, ClientTimeouts timeouts, Func<QueueId, BodyReader> openBody)
+    public SmtpOutboundSession(string hostName, IPEndPoint endpoint, string ourHostname, ClientTimeouts timeouts, Func<QueueId, BodyReader> openBody,
+        X509Certificate2Collection? trustedCas)
     {
         RemoteHostName = hostName;
         _endpoint = endpoint;
         _ourHostname = ourHostname;
         _timeouts = timeouts;
         _openBody = openBody;
+        _trustedCas = trustedCas;
         RemoteMta = $"{hostName}[{endpoint.Address}]:{endpoint.Port}";
     }
 
@@ -74,11 +78,12 @@ internal sealed class SmtpOutboundSession : IOutboundSession
 
     internal EhloCapabilities Capabilities => _caps;
 
-    public async Task OpenAsync(bool tryTls, CancellationToken ct)
+    public async Task OpenAsync(TlsLevel tls, Credentials? credentials, CancellationToken ct)
     {
-        _socket = new Socket(_endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
+            // Inside the try: on a host without IPv6 even creating the socket fails.
+            _socket = new Socket(_endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             using var connect = Timeout(_timeouts.Connect, ct);
             await _socket.ConnectAsync(_endpoint, connect.Token).ConfigureAwait(false);
         }
@@ -96,15 +101,28 @@ internal sealed class SmtpOutboundSession : IOutboundSession
                     $"host {RemoteMta} refused to talk to us: {greeting}") { Refused = greeting.IsPermanent };
             await HelloAsync(ct).ConfigureAwait(false);
 
-            if (tryTls && _caps.StartTls)
+            if (tls != TlsLevel.None)
             {
-                var reply = await CommandAsync("STARTTLS", _timeouts.Command, ct).ConfigureAwait(false);
-                if (reply.Code == 220)
+                var required = tls is TlsLevel.Encrypt or TlsLevel.Verify;
+                if (!_caps.StartTls)
                 {
-                    await StartTlsAsync(ct).ConfigureAwait(false);
-                    await HelloAsync(ct).ConfigureAwait(false); // RFC 3207 4.2: forget what was learnt before TLS
+                    if (required) throw new OutboundConnectException("4.7.4", $"TLS is required for {RemoteMta} but it does not offer STARTTLS");
+                }
+                else
+                {
+                    var reply = await CommandAsync("STARTTLS", _timeouts.Command, ct).ConfigureAwait(false);
+                    if (reply.Code == 220)
+                    {
+                        await StartTlsAsync(tls, ct).ConfigureAwait(false);
+                        await HelloAsync(ct).ConfigureAwait(false); // RFC 3207 4.2: forget what was learnt before TLS
+                    }
+                    else if (required)
+                    {
+                        throw new OutboundConnectException("4.7.4", $"TLS is required for {RemoteMta} but STARTTLS was refused: {reply}");
+                    }
                 }
             }
+            if (credentials is not null) await AuthenticateAsync(credentials, ct).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or TimeoutException or InvalidDataException or OperationCanceledException && !ct.IsCancellationRequested)
         {
@@ -128,12 +146,40 @@ internal sealed class SmtpOutboundSession : IOutboundSession
         _caps = EhloCapabilities.None;
     }
 
-    private async Task StartTlsAsync(CancellationToken ct)
+    /// <summary>
+    /// AUTH to a smarthost (RFC 4954): PLAIN when offered, else LOGIN; never in plain text. A
+    /// refusal defers the mail (the operator has to fix the credentials; nothing is lost meanwhile).
+    /// </summary>
+    private async Task AuthenticateAsync(Credentials credentials, CancellationToken ct)
+    {
+        if (Tls is null) throw new OutboundConnectException("4.7.0", $"not sending credentials to {RemoteMta} without TLS");
+        SmtpResponse reply;
+        if (_caps.AuthMechanisms.Contains("PLAIN"))
+        {
+            var token = Convert.ToBase64String(Encoding.UTF8.GetBytes("\0" + credentials.User + "\0" + credentials.Password));
+            reply = await CommandAsync("AUTH PLAIN " + token, _timeouts.Command, ct).ConfigureAwait(false);
+        }
+        else if (_caps.AuthMechanisms.Contains("LOGIN"))
+        {
+            reply = await CommandAsync("AUTH LOGIN", _timeouts.Command, ct).ConfigureAwait(false);
+            if (reply.Code == 334) reply = await CommandAsync(Convert.ToBase64String(Encoding.UTF8.GetBytes(credentials.User)), _timeouts.Command, ct).ConfigureAwait(false);
+            if (reply.Code == 334) reply = await CommandAsync(Convert.ToBase64String(Encoding.UTF8.GetBytes(credentials.Password)), _timeouts.Command, ct).ConfigureAwait(false);
+        }
+        else
+        {
+            throw new OutboundConnectException("4.7.0", $"{RemoteMta} offers no AUTH mechanism we speak (PLAIN, LOGIN)");
+        }
+        if (reply.Code != 235) throw new OutboundConnectException("4.7.0", $"authentication to {RemoteMta} as {credentials.User} failed: {reply}");
+    }
+
+    private async Task StartTlsAsync(TlsLevel level, CancellationToken ct)
     {
         // Whatever the old reader buffered after the 220 is not trusted (RFC 3207 4.2).
         await _reader!.CompleteAsync().ConfigureAwait(false);
         await _writer!.CompleteAsync().ConfigureAwait(false);
         var ssl = new SslStream(_stream!, leaveInnerStreamOpen: false);
+        var trusted = false;
+        string? problem = null;
         try
         {
             using var handshake = Timeout(_timeouts.Command, ct);
@@ -141,17 +187,53 @@ internal sealed class SmtpOutboundSession : IOutboundSession
             {
                 TargetHost = RemoteHostName,
                 EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
-                // Opportunistic TLS (RFC 7435): encrypt whatever the certificate; verification comes with a policy.
-                RemoteCertificateValidationCallback = static (_, _, _, _) => true,
+                RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+                {
+                    trusted = IsTrusted(certificate, errors, out problem);
+                    // may/encrypt: any certificate (RFC 7435 opportunistic security); verify: chain and name.
+                    return trusted || level != TlsLevel.Verify;
+                },
             }, handshake.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException && !ct.IsCancellationRequested)
         {
             Usable = false;
-            throw new OutboundConnectException("4.7.5", $"TLS handshake with {RemoteMta} failed: {Describe(e)}", tlsFailed: true, inner: e);
+            if (level == TlsLevel.Verify && problem is not null)
+                throw new OutboundConnectException("4.7.5", $"certificate of {RemoteMta} not verified: {problem}", inner: e);
+            throw new OutboundConnectException("4.7.5", $"TLS handshake with {RemoteMta} failed: {Describe(e)}", tlsFailed: level == TlsLevel.May, inner: e);
         }
-        Tls = $"{Protocol(ssl.SslProtocol)} {ssl.NegotiatedCipherSuite}";
+        Tls = $"{Protocol(ssl.SslProtocol)} {ssl.NegotiatedCipherSuite} ({(trusted ? "verified" : "not verified")})";
         Attach(ssl);
+    }
+
+    /// <summary>Chain to a trusted root (the system's, or outbound.tls-ca-file) and the name of the host we asked for.</summary>
+    private bool IsTrusted(X509Certificate? certificate, SslPolicyErrors errors, out string? problem)
+    {
+        problem = null;
+        if (certificate is null)
+        {
+            problem = "no certificate";
+            return false;
+        }
+        if ((errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0)
+        {
+            problem = $"the certificate does not name {RemoteHostName}";
+            return false;
+        }
+        if (errors == SslPolicyErrors.None) return true;
+        if (_trustedCas is null)
+        {
+            problem = "the certificate chain is not trusted";
+            return false;
+        }
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.AddRange(_trustedCas);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        using var leaf = new X509Certificate2(certificate);
+        if (chain.Build(leaf)) return true;
+        problem = "the certificate chain is not trusted: " + string.Join(", ", chain.ChainStatus.Select(s => s.Status));
+        return false;
     }
 
     public async Task<TransactionResult> SendAsync(DeliveryJob job, CancellationToken ct)
@@ -214,7 +296,7 @@ internal sealed class SmtpOutboundSession : IOutboundSession
                         rcptReplies[k] = await CommandAsync($"RCPT TO:<{envelope.Recipients[recipients[k]]}>", _timeouts.Rcpt, ct).ConfigureAwait(false);
                         if (rcptReplies[k]!.Code == 421) break;
                     }
-                    if (rcptReplies.Any(r => r is { Code: 250 or 251 }))
+                    if (Usable && rcptReplies.Any(r => r is { Code: 250 or 251 }))
                     {
                         stage = "DATA";
                         dataReply = await CommandAsync("DATA", _timeouts.DataInit, ct).ConfigureAwait(false);

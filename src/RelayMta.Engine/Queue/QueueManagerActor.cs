@@ -103,10 +103,9 @@ internal sealed class QueueManagerActor : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         if (_outboundProps is not null) _outbound = Context.ActorOf(_outboundProps(Self), "outbound");
-        foreach (var entry in _spool.Recovered)
-        {
-            if (_spool.Contains(entry.Id)) Track(entry);
-        }
+        // The spool's current view, not the snapshot taken at open: after a restart of this actor
+        // that snapshot would be stale (recipients delivered since would be sent again).
+        foreach (var entry in _spool.Snapshot()) Track(entry);
         foreach (var m in _messages.Values.ToList())
         {
             Settle(m); // finish, or bounce, whatever a crash interrupted
@@ -159,6 +158,8 @@ internal sealed class QueueManagerActor : ReceiveActor, IWithTimers
         var deferred = false;
         foreach (var r in results.Results)
         {
+            // A late or duplicate result never reopens a recipient that is already final.
+            if (m.State.Recipients[r.Index].IsFinal) continue;
             var outbound = m.Outbound.Contains(r.Index);
             m.InFlight.Remove(r.Index);
             var outcome = r.Outcome;
@@ -200,8 +201,10 @@ internal sealed class QueueManagerActor : ReceiveActor, IWithTimers
         var failed = Enumerable.Range(0, m.State.Recipients.Length).Where(i => m.State.Recipients[i].State == RecipientState.Failed).ToList();
         if (failed.Count > 0 && !m.Envelope.IsNullSender)
         {
-            // Wait for local deliveries in flight, so their failures go into the same notice.
-            if (m.InFlight.Count == 0 && !m.BounceInProgress) StartBounce(m, failed);
+            // One notice for what fails in the first round: wait for local deliveries in flight and
+            // for recipients not yet tried at all, so their failures go into the same DSN.
+            var untried = m.State.Recipients.Any(r => r.State == RecipientState.Pending && r.Status is null);
+            if (m.InFlight.Count == 0 && !untried && !m.BounceInProgress) StartBounce(m, failed);
             else Persist(m.State);
             return;
         }

@@ -164,6 +164,13 @@ public sealed class Spool : IDisposable
         lock (_indexLock) return _index.TryGetValue(id, out var l) ? new SpoolEntry(l.Envelope, l.State) : null;
     }
 
+    /// <summary>Every message held now, with its latest committed state (the queue manager rebuilds from this after a restart).</summary>
+    public IReadOnlyList<SpoolEntry> Snapshot()
+    {
+        lock (_indexLock)
+            return _index.Values.OrderBy(l => l.Envelope.Id.Value, StringComparer.Ordinal).Select(l => new SpoolEntry(l.Envelope, l.State)).ToList();
+    }
+
     /// <summary>Opens a stored body for reading.</summary>
     public BodyReader OpenBody(QueueId id)
     {

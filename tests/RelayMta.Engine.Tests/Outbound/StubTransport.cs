@@ -30,7 +30,7 @@ internal sealed class StubTransport : IOutboundTransport
 
     public ConcurrentQueue<(QueueId Id, ImmutableArray<int> Recipients, string Address)> Deliveries { get; } = new();
 
-    public async Task<IOutboundSession> OpenAsync(RemoteHost host, IPAddress address, int port, bool tryTls, CancellationToken ct)
+    public async Task<IOutboundSession> OpenAsync(RemoteHost host, IPAddress address, int port, RelayMta.Engine.Hosting.TlsLevel tls, Credentials? credentials, CancellationToken ct)
     {
         var n = Interlocked.Increment(ref _opens);
         if (OnOpen(n) is { } fault) throw fault;

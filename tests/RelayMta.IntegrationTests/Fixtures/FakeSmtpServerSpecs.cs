@@ -52,6 +52,7 @@ public sealed class FakeSmtpServerSpecs
         using (var client = await ConnectAsync(server))
         {
             Assert.True(client.Capabilities.HasFlag(SmtpCapabilities.Pipelining));
+            Assert.False(client.Capabilities.HasFlag(SmtpCapabilities.StartTLS)); // no TlsCertificate, no STARTTLS
             Assert.Equal(52428800u, client.MaxSize);
             await client.SendAsync(MimeMessage.Load(new MemoryStream(bytes)), MailboxAddress.Parse("a@sender.test"),
                 [MailboxAddress.Parse("b@remote.test"), MailboxAddress.Parse("c@remote.test")]);
@@ -63,6 +64,7 @@ public sealed class FakeSmtpServerSpecs
         Assert.Equal(["b@remote.test", "c@remote.test"], message.Recipients);
         Assert.Equal(bytes, message.Data);
         Assert.Equal("8BITMIME", message.Parameter("body"));
+        Assert.Null(message.Tls);
         Assert.Equal(1, message.ConnectionId);
         Assert.Equal(["EHLO relay.test", "MAIL", "RCPT", "RCPT", "DATA", "QUIT"], server.CommandsOn(1).Select(c => c.Split(' ')[0] == "EHLO" ? c : c.Split(' ')[0]));
         Assert.StartsWith("#1 MAIL FROM:<a@sender.test>", server.Commands[1]);

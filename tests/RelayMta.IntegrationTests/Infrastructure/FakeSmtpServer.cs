@@ -1,6 +1,9 @@
 using System.Globalization;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 
 namespace RelayMta.IntegrationTests.Infrastructure;
@@ -75,6 +78,23 @@ public sealed class FakeSmtpBehavior
 
     /// <summary>Answer the first N DATA ends (server-wide) with "451 4.3.0 try later", then behave normally.</summary>
     public int? FailFirstNTransactions { get; set; }
+
+    /// <summary>
+    /// Server certificate (with private key, e.g. from <see cref="TestCa.Issue"/>). When set, EHLO advertises STARTTLS
+    /// (until TLS is active) and STARTTLS works as in RFC 3207: "220 2.0.0 Ready to start TLS", the handshake, then a
+    /// fresh session that needs a new EHLO. Without it STARTTLS is an unknown command (500).
+    /// </summary>
+    public X509Certificate2? TlsCertificate { get; set; }
+
+    /// <summary>Handshake as soon as the connection is accepted, before the banner (port 465 style, RFC 8314); needs <see cref="TlsCertificate"/>.</summary>
+    public bool ImplicitTls { get; set; }
+
+    /// <summary>Protocol versions the server accepts.</summary>
+    public SslProtocols TlsProtocols { get; set; } = SslProtocols.Tls12 | SslProtocols.Tls13;
+
+    /// <summary>Reply to a valid STARTTLS instead of starting TLS, e.g. "454 4.7.0 TLS not available due to temporary reason";
+    /// null = "220 2.0.0 Ready to start TLS" and the handshake.</summary>
+    public string? StartTlsReply { get; set; }
 }
 
 /// <summary>A message a <see cref="FakeSmtpServer"/> received (and, in <see cref="FakeSmtpServer.Messages"/>, accepted).</summary>
@@ -94,6 +114,12 @@ public sealed class ReceivedMessage
     /// <summary>The content exactly as it would be stored: dot-unstuffed, up to (not including) the final ".\r\n".</summary>
     public required byte[] Data { get; init; }
 
+    /// <summary>The TLS the message came over, as "Tls13 TLS_AES_256_GCM_SHA384" (protocol and cipher suite); null if plain text.</summary>
+    public string? Tls { get; init; }
+
+    /// <summary>The server name the client asked for in the TLS handshake (SNI); null if none or plain text.</summary>
+    public string? TlsServerName { get; init; }
+
     /// <summary><see cref="Data"/> as UTF-8.</summary>
     public string Text => Encoding.UTF8.GetString(Data);
 
@@ -109,14 +135,16 @@ public sealed class ReceivedMessage
         return null;
     }
 
-    public override string ToString() => $"#{ConnectionId} <{Sender}> -> {string.Join(", ", Recipients.Select(r => $"<{r}>"))} ({Data.Length} bytes)";
+    public override string ToString() =>
+        $"#{ConnectionId} <{Sender}> -> {string.Join(", ", Recipients.Select(r => $"<{r}>"))} ({Data.Length} bytes{(Tls is null ? "" : ", " + Tls)})";
 }
 
 /// <summary>
 /// A scripted, protocol-correct SMTP server (RFC 5321) for the relay's outbound side: pipelining (replies
 /// in order, flushed when no complete command is buffered), EHLO/HELO, MAIL/RCPT with parameter checks
 /// against what was advertised, DATA with dot-unstuffing ending at CRLF.CRLF only, RSET, NOOP, VRFY,
-/// QUIT. Hooks in <see cref="FakeSmtpBehavior"/>. Everything received is recorded; all members are
+/// QUIT, and STARTTLS or implicit TLS when given a certificate (RFC 3207, RFC 8314; TLS 1.2 and 1.3 only).
+/// Hooks in <see cref="FakeSmtpBehavior"/>. Everything received is recorded; all members are
 /// thread-safe. Fake MX hosts listen on the same port at different loopback addresses
 /// (<see cref="LoopbackPorts.FindPortFreeOn"/>).
 /// </summary>
@@ -132,12 +160,17 @@ public sealed class FakeSmtpServer : IAsyncDisposable
     private readonly List<(int ConnectionId, string Line)> _commands = [];
     private readonly List<Exception> _errors = [];
     private readonly Dictionary<int, Task> _sessions = [];
+    private readonly Dictionary<int, string> _tlsByConnection = [];
+    private readonly List<string> _tlsFailureReasons = [];
+    private (X509Certificate2 Certificate, SslStreamCertificateContext Context)? _certificateContext;
     private readonly Task _acceptLoop;
     private int _connections;
     private int _current;
     private int _maxConcurrent;
     private int _transactions;
     private int _dataEnds;
+    private int _tlsHandshakes;
+    private int _tlsFailures;
     private int _disposed;
 
     private FakeSmtpServer(TcpListener listener, FakeSmtpBehavior behavior)
@@ -206,6 +239,33 @@ public sealed class FakeSmtpServer : IAsyncDisposable
     /// <summary>MAIL commands received (accepted or not).</summary>
     public int Transactions => Volatile.Read(ref _transactions);
 
+    /// <summary>TLS sessions established (STARTTLS or implicit): the handshake completed and the client then sent data over TLS.</summary>
+    public int TlsHandshakes => Volatile.Read(ref _tlsHandshakes);
+
+    /// <summary>
+    /// TLS handshakes that failed (no common protocol version or cipher, not TLS at all, ...), or that completed but the
+    /// client hung up before sending anything over TLS. The latter is what a .NET (SslStream) client refusing the
+    /// certificate looks like from here: on Linux it checks the certificate only after the handshake is done and then
+    /// closes without an alert. Such connections are just closed.
+    /// </summary>
+    public int TlsFailures => Volatile.Read(ref _tlsFailures);
+
+    /// <summary>Why each failed handshake failed (exception messages), in order.</summary>
+    public IReadOnlyList<string> TlsFailureReasons
+    {
+        get
+        {
+            lock (_gate) return _tlsFailureReasons.ToArray();
+        }
+    }
+
+    /// <summary>The TLS established on a connection (ids start at 1; counted in <see cref="TlsHandshakes"/>), as in
+    /// <see cref="ReceivedMessage.Tls"/>; null if none (yet).</summary>
+    public string? TlsOn(int connectionId)
+    {
+        lock (_gate) return _tlsByConnection.GetValueOrDefault(connectionId);
+    }
+
     /// <summary>Failures inside the fake itself (a hook threw, a reply string was malformed); should stay empty.</summary>
     public IReadOnlyList<Exception> Errors
     {
@@ -273,6 +333,32 @@ public sealed class FakeSmtpServer : IAsyncDisposable
         lock (_gate) _commands.Add((connectionId, line));
     }
 
+    private SslStreamCertificateContext CertificateContext(X509Certificate2 certificate)
+    {
+        lock (_gate)
+        {
+            if (_certificateContext is { } cached && ReferenceEquals(cached.Certificate, certificate)) return cached.Context;
+            // Only the leaf is sent (as a server whose certificate the CA signed directly would); offline: no fetching.
+            var context = SslStreamCertificateContext.Create(certificate, additionalCertificates: null, offline: true);
+            _certificateContext = (certificate, context);
+            return context;
+        }
+    }
+
+    private void TlsNegotiated(int connectionId, string tls)
+    {
+        Interlocked.Increment(ref _tlsHandshakes);
+        lock (_gate) _tlsByConnection[connectionId] = tls;
+    }
+
+    private void TlsFailed(string reason)
+    {
+        Interlocked.Increment(ref _tlsFailures);
+        lock (_gate) _tlsFailureReasons.Add(reason);
+    }
+
+    private static string Describe(Exception e) => e.InnerException is { } inner ? $"{e.GetType().Name}: {e.Message} ({inner.Message})" : $"{e.GetType().Name}: {e.Message}";
+
     private void Closed(int connectionId)
     {
         lock (_gate)
@@ -290,7 +376,13 @@ public sealed class FakeSmtpServer : IAsyncDisposable
         private readonly FakeSmtpServer _server;
         private readonly Socket _socket;
         private readonly int _id;
-        private readonly NetworkStream _stream;
+        private readonly NetworkStream _network;
+        private Stream _stream;
+        private SslStream? _ssl;
+        private string? _tls;
+        private string? _tlsServerName;
+        private bool _tlsUnconfirmed; // handshake done, nothing received over TLS yet
+        private Exception? _lastReadError;
         private readonly MemoryStream _out = new();
         private readonly CancellationToken _ct;
         private byte[] _in = new byte[16 * 1024];
@@ -310,7 +402,8 @@ public sealed class FakeSmtpServer : IAsyncDisposable
             _server = server;
             _socket = socket;
             _id = id;
-            _stream = new NetworkStream(socket, ownsSocket: false);
+            _network = new NetworkStream(socket, ownsSocket: false);
+            _stream = _network;
             _ct = server._stop.Token;
         }
 
@@ -320,6 +413,11 @@ public sealed class FakeSmtpServer : IAsyncDisposable
         {
             try
             {
+                if (B.ImplicitTls)
+                {
+                    var certificate = B.TlsCertificate ?? throw new InvalidOperationException("ImplicitTls needs a TlsCertificate");
+                    if (!await HandshakeAsync(certificate)) return;
+                }
                 if (!await StallAsync(StallAt.Banner)) return;
                 var banner = B.Banner;
                 if (!Reply(banner)) return;
@@ -339,9 +437,10 @@ public sealed class FakeSmtpServer : IAsyncDisposable
                 _out.SetLength(0);
                 Reply("500 5.5.6 line too long");
             }
-            catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException)
+            catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException or AuthenticationException)
             {
-                // Client went away, or the server is stopping.
+                // Client went away (perhaps with a TLS alert), or the server is stopping.
+                _lastReadError = e;
             }
             catch (Exception e)
             {
@@ -349,6 +448,12 @@ public sealed class FakeSmtpServer : IAsyncDisposable
             }
             finally
             {
+                if (_tlsUnconfirmed && !_ct.IsCancellationRequested)
+                {
+                    _abort = true;
+                    _server.TlsFailed("the client closed the connection after the handshake without sending anything (it refused the certificate?)" +
+                        (_lastReadError is null ? "" : ": " + Describe(_lastReadError)));
+                }
                 await CloseAsync();
                 _server.Closed(_id);
             }
@@ -364,6 +469,7 @@ public sealed class FakeSmtpServer : IAsyncDisposable
                 if (!_abort && !_ct.IsCancellationRequested)
                 {
                     await FlushAsync();
+                    if (_ssl is not null) await _ssl.ShutdownAsync(); // close_notify
                     _socket.Shutdown(SocketShutdown.Send);
                     using var linger = CancellationTokenSource.CreateLinkedTokenSource(_ct);
                     linger.CancelAfter(TimeSpan.FromSeconds(1));
@@ -373,12 +479,13 @@ public sealed class FakeSmtpServer : IAsyncDisposable
                     }
                 }
             }
-            catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+            catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException or AuthenticationException)
             {
             }
             finally
             {
-                _stream.Dispose();
+                _ssl?.Dispose();
+                _network.Dispose();
                 _socket.Dispose();
             }
         }
@@ -408,6 +515,7 @@ public sealed class FakeSmtpServer : IAsyncDisposable
                     if (verb == "HELO") return Reply($"250 {B.Hostname}");
                     var lines = new List<string> { $"250 {B.Hostname} greets {arg.Trim()}" };
                     lines.AddRange(B.Extensions.Select(x => "250 " + x));
+                    if (B.TlsCertificate is not null && _ssl is null) lines.Add("250 STARTTLS");
                     return Reply(string.Join('\n', lines));
                 case "MAIL":
                     Interlocked.Increment(ref _server._transactions);
@@ -426,6 +534,8 @@ public sealed class FakeSmtpServer : IAsyncDisposable
                     return Reply("252 2.1.5 cannot VRFY, but will take a message");
                 case "HELP":
                     return Reply("214 2.0.0 see RFC 5321");
+                case "STARTTLS" when B.TlsCertificate is not null || _ssl is not null:
+                    return await StartTlsAsync(arg);
                 case "QUIT":
                     if (arg.Length > 0) return Reply("501 5.5.4 QUIT takes no arguments");
                     if (!await StallAsync(StallAt.Quit)) return false;
@@ -557,6 +667,8 @@ public sealed class FakeSmtpServer : IAsyncDisposable
                 Recipients = _recipients.ToArray(),
                 MailParameters = _mailParameters,
                 Data = data.ToArray(),
+                Tls = _tls,
+                TlsServerName = _tlsServerName,
             };
             ResetTransaction();
             if (tooBig) return Reply("552 5.3.4 message size exceeds fixed maximum message size");
@@ -571,6 +683,59 @@ public sealed class FakeSmtpServer : IAsyncDisposable
                 lock (_server._gate) _server._messages.Add(message);
             }
             return Reply(reply);
+        }
+
+        /// <summary>RFC 3207: 220, then the handshake on the same connection, then back to the state before EHLO.</summary>
+        private async Task<bool> StartTlsAsync(string arg)
+        {
+            if (arg.Length > 0) return Reply("501 5.5.4 STARTTLS takes no arguments");
+            if (_ssl is not null) return Reply("503 5.5.1 TLS already active");
+            if (!_esmtp) return Reply("503 5.5.1 send EHLO first");
+            if (_sender is not null) return Reply("503 5.5.1 MAIL transaction in progress");
+            var certificate = B.TlsCertificate;
+            if (certificate is null) return Reply("500 5.5.2 command not recognized");
+            if (B.StartTlsReply is { } refusal) return Reply(refusal);
+
+            Reply("220 2.0.0 Ready to start TLS");
+            await FlushAsync();
+            // Anything the client sent after STARTTLS in plain text is dropped, never executed inside TLS
+            // (the STARTTLS command injection of CVE-2011-0411).
+            _start = _end = 0;
+            if (!await HandshakeAsync(certificate)) return false;
+            _greeted = false;
+            _esmtp = false;
+            ResetTransaction();
+            return true;
+        }
+
+        /// <summary>Server side of a TLS handshake on the connection; false (counted, and the connection is dropped) when it fails.</summary>
+        private async Task<bool> HandshakeAsync(X509Certificate2 certificate)
+        {
+            var ssl = new SslStream(_network, leaveInnerStreamOpen: true);
+            try
+            {
+                await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+                {
+                    ServerCertificateContext = _server.CertificateContext(certificate),
+                    EnabledSslProtocols = B.TlsProtocols,
+                    ClientCertificateRequired = false,
+                    CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+                }, _ct);
+            }
+            catch (Exception e)
+            {
+                // Whatever went wrong (AuthenticationException, IOException, EOF, ...), the client is just disconnected.
+                ssl.Dispose();
+                if (!_ct.IsCancellationRequested) _server.TlsFailed("handshake failed: " + Describe(e));
+                _abort = true; // nothing more to say, in plain text or otherwise
+                return false;
+            }
+            _ssl = ssl;
+            _stream = ssl;
+            _tls = $"{ssl.SslProtocol} {ssl.NegotiatedCipherSuite}";
+            _tlsServerName = string.IsNullOrEmpty(ssl.TargetHostName) ? null : ssl.TargetHostName;
+            _tlsUnconfirmed = true; // counted as established at the first bytes received over it (FillAsync)
+            return true;
         }
 
         private void ResetTransaction()
@@ -714,6 +879,11 @@ public sealed class FakeSmtpServer : IAsyncDisposable
             var n = await _stream.ReadAsync(_in.AsMemory(_end), _ct);
             if (n == 0) return false;
             _end += n;
+            if (_tlsUnconfirmed)
+            {
+                _tlsUnconfirmed = false;
+                _server.TlsNegotiated(_id, _tls!);
+            }
             return true;
         }
     }
