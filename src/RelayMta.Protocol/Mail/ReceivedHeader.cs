@@ -34,7 +34,11 @@ public static class ReceivedHeader
     public static string AddressLiteral(IPAddress address)
     {
         if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
-        return address.AddressFamily == AddressFamily.InterNetworkV6 ? $"[IPv6:{address}]" : $"[{address}]";
+        if (address.AddressFamily != AddressFamily.InterNetworkV6) return $"[{address}]";
+        // A link-local client comes with a zone ("fe80::1%2"): no RFC 5321 address literal has one,
+        // and the interface index means nothing to another host.
+        if (address.ScopeId != 0) address = new IPAddress(address.GetAddressBytes());
+        return $"[IPv6:{address}]";
     }
 
     /// <summary>RFC 5322 3.3 date-time: <c>Mon, 30 Nov 2026 02:32:33 +0000</c>.</summary>
@@ -58,6 +62,8 @@ public static class ReceivedHeader
         foreach (var c in value)
         {
             if (sb.Length >= 256) break;
+            // Cut before a pair that would not fit whole: half a pair becomes U+FFFD (or worse) on the wire.
+            if (sb.Length == 255 && char.IsHighSurrogate(c)) break;
             sb.Append(c < 0x20 || c == 0x7f || c == '(' || c == ')' || (asciiOnly && c > 0x7f) ? '?' : c);
         }
         return sb.ToString();

@@ -110,7 +110,8 @@ public static class CommandParser
         if (argument.IsEmpty) return false;
         var end = argument.IndexOf((byte)' ');
         var word = end < 0 ? argument : argument[..end];
-        if (word.Length > MaxDomainLength) return false;
+        // An argument that starts with a space has an empty first word: no domain.
+        if (word.IsEmpty || word.Length > MaxDomainLength) return false;
         foreach (var b in word)
             if (b <= 0x20 || b == 0x7f) return false;
         domain = word;
@@ -157,12 +158,14 @@ public static class CommandParser
             return null;
         }
 
-        // RFC 5321 4.1.2 / C: a source route ("@a,@b:") must be accepted and ignored.
+        // RFC 5321 4.1.2 / C: a source route ("@a,@b:") must be accepted and ignored. Its U-labels
+        // still count as 8-bit bytes in the command: they need SMTPUTF8 like the mailbox's own.
+        var nonAscii = false;
         if (inner[0] == (byte)'@')
         {
             var colon = inner.IndexOf((byte)':');
             if (colon < 0) return badSyntax;
-            if (!IsValidSourceRoute(inner[..colon])) return badSyntax;
+            if (!IsValidSourceRoute(inner[..colon], ref nonAscii)) return badSyntax;
             inner = inner[(colon + 1)..];
             if (inner.IsEmpty) return badSyntax;
         }
@@ -173,14 +176,13 @@ public static class CommandParser
             // RFC 5321 4.5.1: "Postmaster" without a domain must be accepted as a recipient.
             if (!isSender && Ascii.EqualsIgnoreCase(inner, "postmaster"u8))
             {
-                path = new MailPath(inner, default, isNull: false, isPostmaster: true, hasNonAscii: false);
+                path = new MailPath(inner, default, isNull: false, isPostmaster: true, hasNonAscii: nonAscii);
                 return null;
             }
             return badSyntax;
         }
         var local = inner[..at];
         var domain = inner[(at + 1)..];
-        var nonAscii = false;
         if (!IsValidLocalPart(local, ref nonAscii)) return badSyntax;
         if (!IsValidDomainOrLiteral(domain, ref nonAscii)) return badSyntax;
         path = new MailPath(local, domain, isNull: false, isPostmaster: false, hasNonAscii: nonAscii);
@@ -223,7 +225,7 @@ public static class CommandParser
         return inQuote ? -1 : at;
     }
 
-    private static bool IsValidSourceRoute(ReadOnlySpan<byte> route)
+    private static bool IsValidSourceRoute(ReadOnlySpan<byte> route, ref bool nonAscii)
     {
         // A-d-l = At-domain *( "," At-domain ); At-domain = "@" Domain
         while (!route.IsEmpty)
@@ -231,8 +233,7 @@ public static class CommandParser
             if (route[0] != (byte)'@') return false;
             var comma = route.IndexOf((byte)',');
             var domain = comma < 0 ? route[1..] : route[1..comma];
-            var ignored = false;
-            if (!IsValidDomain(domain, ref ignored)) return false;
+            if (!IsValidDomain(domain, ref nonAscii)) return false;
             route = comma < 0 ? default : route[(comma + 1)..];
             if (comma >= 0 && route.IsEmpty) return false;
         }
@@ -350,6 +351,7 @@ public static class CommandParser
     private static SmtpReply? ParseMailParameters(ReadOnlySpan<byte> text, ref MailParameters p)
     {
         p.Size = -1;
+        var eightBitValue = false;
         while (!text.IsEmpty)
         {
             var space = text.IndexOf((byte)' ');
@@ -359,6 +361,12 @@ public static class CommandParser
             var keyword = eq < 0 ? item : item[..eq];
             var value = eq < 0 ? default : item[(eq + 1)..];
             if (!IsValidKeyword(keyword) || (eq >= 0 && !IsValidParameterValue(value))) return Replies.SyntaxError;
+            if (value.IndexOfAnyInRange((byte)0x80, (byte)0xff) >= 0)
+            {
+                // RFC 6531 3.3: UTF-8 in a value only under SMTPUTF8 (checked once all are read), and valid UTF-8.
+                if (!Utf8.IsValid(value)) return Replies.SyntaxError;
+                eightBitValue = true;
+            }
 
             if (Ascii.EqualsIgnoreCase(keyword, "SIZE"u8))
             {
@@ -389,7 +397,8 @@ public static class CommandParser
                 return Replies.ParameterNotImplemented;
             }
         }
-        return null;
+        // 8-bit bytes in a command without SMTPUTF8 get a 5xx (the path's own are refused by the session: 553 5.6.7).
+        return eightBitValue && !p.SmtpUtf8 ? Replies.SyntaxError : null;
     }
 
     private static bool TryParseDigits(ReadOnlySpan<byte> value, out long result)

@@ -24,7 +24,7 @@ public readonly ref struct MailPath
     /// <summary>True for <c>&lt;Postmaster&gt;</c> without a domain (RFC 5321 4.5.1).</summary>
     public bool IsPostmaster { get; }
 
-    /// <summary>True when the address holds UTF-8 (needs SMTPUTF8).</summary>
+    /// <summary>True when the path as sent holds UTF-8, in the address or in an ignored source route (needs SMTPUTF8).</summary>
     public bool HasNonAscii { get; }
 }
 
