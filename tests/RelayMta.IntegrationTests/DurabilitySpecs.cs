@@ -19,6 +19,7 @@ public sealed partial class DurabilitySpecs
             relay-mta {
               hostname = "mx.test"
               listen = ["127.0.0.1:0"]
+              admin.listen = ""
               spool-dir = "{{TestRelay.Escape(dir.Combine("spool"))}}"
               local {
                 domains = ["example.test"]

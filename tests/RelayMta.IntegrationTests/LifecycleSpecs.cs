@@ -98,6 +98,7 @@ public sealed class LifecycleSpecs
         await File.WriteAllTextAsync(config, $$"""
             relay-mta {
               listen = ["127.0.0.1:0"]
+              admin.listen = ""
               spool-dir = "{{TestRelay.Escape(dir.Combine("spool"))}}"
               local.mailbox-root = "{{TestRelay.Escape(dir.Combine("mail"))}}"
             }

@@ -48,11 +48,29 @@ public static class AkkaBuilderExtensions
             var resolver = new MxResolver(settings.Dns, runtime.Loggers.CreateLogger("RelayMta.Dns"));
             var transport = runtime.OutboundTransport
                             ?? new SmtpOutboundTransport(settings.Hostname, settings.Outbound, id => runtime.Spool.OpenBody(id));
-            var outboundContext = new OutboundContext(settings, resolver, transport, schedule, runtime.Loggers.CreateLogger("RelayMta.Outbound"));
+            var outboundContext = new OutboundContext(settings, resolver, transport, schedule, runtime.Loggers.CreateLogger("RelayMta.Outbound"),
+                runtime.Metrics);
             Func<IActorRef, Props> outbound = qm => Props.Create(() => new OutboundActor(outboundContext, qm));
-            var queue = system.ActorOf(Props.Create(() => new QueueManagerActor(settings, runtime.Spool, local, outbound, runtime.Loggers)), "queue-manager");
-            var context = new InboundContext(settings, runtime.Spool, queue, runtime.Loggers);
+            var metrics = runtime.Metrics;
+            var queue = system.ActorOf(Props.Create(() => new QueueManagerActor(settings, runtime.Spool, local, outbound, runtime.Loggers, metrics)),
+                "queue-manager");
+            var context = new InboundContext(settings, runtime.Spool, queue, runtime.Loggers, metrics);
+            metrics.Registry.AddBeforeCollectCallback(() =>
+            {
+                var (lookups, failures) = resolver.Counters;
+                metrics.DnsLookups.IncTo(lookups);
+                metrics.DnsFailures.IncTo(failures);
+                var (records, flushes) = runtime.Spool.CommitCounters;
+                metrics.SpoolRecords.IncTo(records);
+                metrics.SpoolFlushes.IncTo(flushes);
+                var (flushing, batches) = runtime.Spool.CommitTimes;
+                metrics.SpoolFlushSeconds.IncTo(flushing.TotalSeconds);
+                metrics.SpoolBatchSeconds.IncTo(batches.TotalSeconds);
+            });
             var listener = system.ActorOf(Props.Create(() => new ListenerActor(runtime.Listeners, context)), "listener");
+            runtime.Inbound = context;
+            runtime.QueueManager = queue;
+            runtime.Listener = listener;
             registry.Register<LocalDeliveryKey>(local);
             registry.Register<QueueManagerKey>(queue);
             registry.Register<ListenerKey>(listener);

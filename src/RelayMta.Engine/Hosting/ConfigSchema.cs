@@ -91,6 +91,12 @@ internal static class ConfigSchema
         ["limits.data-rate-grace"] = KeyKind.Duration,
         ["limits.greet-delay"] = KeyKind.Duration,
         ["limits.tls-handshake-timeout"] = KeyKind.Duration,
+        ["admin"] = KeyKind.Object,
+        ["admin.listen"] = KeyKind.String,
+        ["admin.token-file"] = KeyKind.String,
+        ["log"] = KeyKind.Object,
+        ["log.format"] = KeyKind.String,
+        ["log.file"] = KeyKind.String,
         ["shutdown"] = KeyKind.Object,
         ["shutdown.drain-timeout"] = KeyKind.Duration,
     };

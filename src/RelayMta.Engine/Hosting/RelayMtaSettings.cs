@@ -54,6 +54,12 @@ public sealed record RelayMtaSettings
     /// <summary><c>relay-mta.limits</c>.</summary>
     public required LimitSettings Limits { get; init; }
 
+    /// <summary><c>relay-mta.admin</c>.</summary>
+    public AdminSettings Admin { get; init; } = new();
+
+    /// <summary><c>relay-mta.log</c>.</summary>
+    public LogSettings Log { get; init; } = new();
+
     /// <summary><c>relay-mta.shutdown.drain-timeout</c>.</summary>
     public required TimeSpan DrainTimeout { get; init; }
 
@@ -179,8 +185,31 @@ public sealed record RelayMtaSettings
             TlsHandshakeTimeout = r.Duration("limits.tls-handshake-timeout", TimeSpan.FromMilliseconds(100)),
         };
 
+        var adminText = r.String("admin.listen").Trim();
+        IPEndPoint? adminEndpoint = adminText.Length == 0 ? null : r.Endpoint("admin.listen", adminText);
+        var tokenFile = r.String("admin.token-file");
+        string? token = null;
+        if (tokenFile.Length > 0)
+        {
+            try
+            {
+                token = File.ReadLines(tokenFile).FirstOrDefault()?.Trim();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw r.Error("admin.token-file", $"cannot read {tokenFile}: {e.Message}", e);
+            }
+            if (string.IsNullOrEmpty(token)) r.Error("admin.token-file", $"{tokenFile} holds no token on its first line").Throw();
+        }
+        if (adminEndpoint is not null && !IPAddress.IsLoopback(adminEndpoint.Address) && token is null)
+            r.Error("admin.listen", $"{adminEndpoint} is not a loopback address, so admin.token-file must be set").Throw();
+        var logFormat = r.OneOf("log.format", "text", "json");
+        var logFile = r.String("log.file");
+
         return new RelayMtaSettings
         {
+            Admin = new AdminSettings { Listen = adminEndpoint, Token = token },
+            Log = new LogSettings { Json = logFormat == "json", File = logFile.Length > 0 ? logFile : null },
             Hostname = hostname,
             Listen = listen,
             SubmissionListen = submission,
@@ -295,6 +324,24 @@ public sealed record AuthSettings
     public bool AllowInsecure { get; init; }
     /// <summary>Whether AUTH can be offered at all.</summary>
     public bool Enabled => Users.Count > 0;
+}
+
+/// <summary><c>relay-mta.admin</c>.</summary>
+public sealed record AdminSettings
+{
+    /// <summary>Where the admin HTTP listener binds, or null for none.</summary>
+    public IPEndPoint? Listen { get; init; }
+    /// <summary>The bearer token, or null when none is required.</summary>
+    public string? Token { get; init; }
+}
+
+/// <summary><c>relay-mta.log</c>.</summary>
+public sealed record LogSettings
+{
+    /// <summary>JSON lines rather than text.</summary>
+    public bool Json { get; init; }
+    /// <summary>A file to write the log to as well, or null.</summary>
+    public string? File { get; init; }
 }
 
 /// <summary><c>relay-mta.local</c>.</summary>

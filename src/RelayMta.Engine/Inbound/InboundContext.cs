@@ -19,14 +19,22 @@ internal sealed class InboundContext
     private volatile Prepared _prepared;
     private long _sessionIds;
 
-    public InboundContext(RelayMtaSettings settings, Spool.Spool spool, IActorRef queueManager, ILoggerFactory loggers)
+    public InboundContext(RelayMtaSettings settings, Spool.Spool spool, IActorRef queueManager, ILoggerFactory loggers,
+        Diagnostics.RelayMetrics? metrics = null)
     {
+        Metrics = metrics ?? new Diagnostics.RelayMetrics();
         _prepared = new Prepared(settings);
         Spool = spool;
         QueueManager = queueManager;
         Log = loggers.CreateLogger("RelayMta.Smtpd");
         Limiter = new ClientLimiter(() => _prepared.Settings.Limits);
     }
+
+    /// <summary>Metrics and recent activity.</summary>
+    public Diagnostics.RelayMetrics Metrics { get; }
+
+    /// <summary>The sweeper of session time-outs (resolution a quarter of a second).</summary>
+    public SessionClock Clock { get; } = new(TimeSpan.FromMilliseconds(250));
 
     /// <summary>Per-address limits, shared by every listener and session.</summary>
     public ClientLimiter Limiter { get; }

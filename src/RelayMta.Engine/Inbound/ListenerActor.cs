@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
+using RelayMta.Engine.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace RelayMta.Engine.Inbound;
@@ -36,7 +37,7 @@ internal sealed class ListenerActor : ReceiveActor, IWithTimers
                 return;
             }
             var id = context.NextSessionId();
-            var session = Context.ActorOf(Props.Create(() => new SessionActor(a.Socket, a.Kind, a.Client, a.Exempt, context, id)), "session-" + id);
+            var session = Context.ActorOf(FactoryProps.Create(() => new SessionActor(a.Socket, a.Kind, a.Client, a.Exempt, context, id)), "session-" + id);
             Context.Watch(session);
             _sessions.Add(session);
             _total++;
@@ -142,6 +143,8 @@ internal sealed class ListenerActor : ReceiveActor, IWithTimers
             return;
         }
         context.Log.LogInformation("refused connection from [{Client}]: {Reply}", remote, refusal.ToString());
+        context.Metrics.ConnectionsRefused.WithLabels(refusal == ClientLimiter.TooManySessions ? "max-sessions"
+            : refusal == ClientLimiter.ConnectionRate ? "connection-rate" : "max-sessions-per-ip").Inc();
         _ = RefuseAsync(client, refusal);
     }
 

@@ -27,6 +27,8 @@ internal sealed class SessionActor : ReceiveActor, IWithTimers
         _client = client;
         _exempt = exempt;
         _session = new SmtpSession(socket, kind, exempt, context, id);
+        context.Metrics.SessionsOpen.Inc();
+        context.Metrics.SessionsTotal.Inc();
         Receive<InboundProtocol.Drain>(_ => _session.RequestDrain());
         Receive<InboundProtocol.ForceClose>(_ =>
         {
@@ -55,6 +57,7 @@ internal sealed class SessionActor : ReceiveActor, IWithTimers
         _session.Dispose();
         _stop.Dispose();
         _context.Limiter.Release(_client, _exempt);
+        _context.Metrics.SessionsOpen.Dec();
     }
 
     private sealed record HardStop

@@ -25,7 +25,7 @@ namespace RelayMta.Engine.Inbound;
 /// flushed once no complete command is left in the input, so a PIPELINING batch gets one write
 /// (RFC 2920).
 /// </summary>
-internal sealed class SmtpSession : IDisposable
+internal sealed class SmtpSession : IDisposable, SessionClock.IDeadline
 {
     // RFC 5321 4.5.3.1.4 allows 512 octets; extension parameters make lines longer, and 1000 is
     // what we promise. Longer lines get 500 5.5.2.
@@ -54,7 +54,6 @@ internal sealed class SmtpSession : IDisposable
     private readonly InboundContext _ctx;
     private readonly IPAddress _clientAddress;
     private readonly bool _localIsLoopback;
-    private readonly Timer _timer;
     private readonly DataReader _data = new();
     private readonly List<string> _recipients = new();
     private Stream _stream;
@@ -72,6 +71,7 @@ internal sealed class SmtpSession : IDisposable
     private int _commands;
     private int _accepted;
     private long _deadline;
+    private long _armed; // the deadline the clock acts on; 0 while not waiting for the client
     private long _dataStarted;
     private volatile bool _draining;
     private volatile bool _forced;
@@ -120,7 +120,17 @@ internal sealed class SmtpSession : IDisposable
         _mayRelay = ctx.MayRelay(_clientAddress);
         _stream = new NetworkStream(socket, ownsSocket: true);
         (_input, _output) = Pipes(_stream);
-        _timer = new Timer(static s => ((SmtpSession)s!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
+        ctx.Clock.Add(this);
+    }
+
+    /// <inheritdoc />
+    long SessionClock.IDeadline.Deadline => Volatile.Read(ref _armed);
+
+    /// <inheritdoc />
+    void SessionClock.IDeadline.DeadlinePassed()
+    {
+        Volatile.Write(ref _armed, 0);
+        _input.CancelPendingRead();
     }
 
     /// <summary>The session number (for logs).</summary>
@@ -147,7 +157,7 @@ internal sealed class SmtpSession : IDisposable
     public async Task RunAsync(CancellationToken ct)
     {
         var log = _ctx.Log;
-        log.LogDebug("session {Session}: connect from [{Client}]", Id, _clientAddress);
+        if (log.IsEnabled(LogLevel.Debug)) Diagnostics.Log.Connect(log, Id, _clientAddress.ToString());
         try
         {
             if (_kind == ListenerKind.ImplicitTls && !await StartTlsAsync(ct).ConfigureAwait(false)) return;
@@ -171,7 +181,7 @@ internal sealed class SmtpSession : IDisposable
             {
                 ArmTimer();
                 var result = await _input.ReadAsync(ct).ConfigureAwait(false);
-                _timer.Change(Timeout.Infinite, Timeout.Infinite);
+                Volatile.Write(ref _armed, 0);
                 var buffer = result.Buffer;
 
                 if (result.IsCanceled && OnInterrupted())
@@ -236,14 +246,13 @@ internal sealed class SmtpSession : IDisposable
         finally
         {
             DiscardTransaction();
-            log.LogDebug("session {Session}: disconnect from [{Client}] commands={Commands} accepted={Accepted} errors={Errors}",
-                Id, _clientAddress, _commands, _accepted, _errors);
+            if (log.IsEnabled(LogLevel.Debug)) Diagnostics.Log.Disconnect(log, Id, _clientAddress.ToString(), _commands, _accepted, _errors);
         }
     }
 
     public void Dispose()
     {
-        _timer.Dispose();
+        _ctx.Clock.Remove(this);
         DiscardTransaction();
         try
         {
@@ -293,6 +302,7 @@ internal sealed class SmtpSession : IDisposable
         _stream = ssl;
         (_input, _output) = Pipes(ssl);
         _tls = $"{Describe(ssl.SslProtocol)} with cipher {ssl.NegotiatedCipherSuite}";
+        _ctx.Metrics.TlsSessions.WithLabels("inbound").Inc();
         _helo = null;
         _esmtp = false;
         _authUser = null;
@@ -357,14 +367,10 @@ internal sealed class SmtpSession : IDisposable
     private void ArmTimer()
     {
         var limits = _ctx.Settings.Limits;
-        var now = Stopwatch.GetTimestamp();
         if (_inData || !_partialCommand)
-            _deadline = now + (long)((_inData ? limits.DataTimeout : limits.CommandTimeout).TotalSeconds * Stopwatch.Frequency);
-        var left = TimeSpan.FromSeconds(Math.Max(0, (_deadline - now) / (double)Stopwatch.Frequency));
-        _timer.Change(left, Timeout.InfiniteTimeSpan);
+            _deadline = Stopwatch.GetTimestamp() + (long)((_inData ? limits.DataTimeout : limits.CommandTimeout).TotalSeconds * Stopwatch.Frequency);
+        Volatile.Write(ref _armed, _deadline);
     }
-
-    private void OnTimer() => _input.CancelPendingRead();
 
     /// <summary>Slowloris in DATA: past the grace period, content must keep up a minimum rate.</summary>
     private bool TooSlowInData()
@@ -750,12 +756,14 @@ internal sealed class SmtpSession : IDisposable
         // RFC 1870 6: refuse at MAIL when the declared size is already too big.
         if (parameters.Size > _ctx.Settings.Limits.MaxMessageSize)
         {
+            _ctx.Metrics.MessagesRejected.WithLabels("too-large").Inc();
             Error(Replies.MessageTooBig);
             return;
         }
         if (!_ctx.Limiter.TryCountMessage(_clientAddress, _exempt))
         {
             _ctx.Log.LogInformation("session {Session}: message rate limit reached for [{Client}]", Id, _clientAddress);
+            _ctx.Metrics.MessagesRejected.WithLabels("rate-limit").Inc();
             Write(ClientLimiter.MessageRate);
             return;
         }
@@ -790,6 +798,7 @@ internal sealed class SmtpSession : IDisposable
         var refusal = _ctx.CheckRecipient(path, _mayRelay, out var address, out _);
         if (refusal is not null)
         {
+            _ctx.Metrics.MessagesRejected.WithLabels(RejectReason(refusal)).Inc();
             if (refusal == Replies.RelayDenied)
                 _ctx.Log.LogInformation("session {Session}: relay denied for <{Recipient}> from [{Client}]", Id,
                     Encoding.UTF8.GetString(path.LocalPart) + "@" + Encoding.UTF8.GetString(path.Domain), _clientAddress);
@@ -867,6 +876,7 @@ internal sealed class SmtpSession : IDisposable
         if (refusal is not null)
         {
             incoming.Dispose();
+            _ctx.Metrics.MessagesRejected.WithLabels(RejectReason(refusal)).Inc();
             _ctx.Log.LogInformation("session {Session}: message from <{Sender}> refused: {Reply}", Id, _sender, refusal.ToString());
             ResetTransaction();
             return refusal;
@@ -881,9 +891,11 @@ internal sealed class SmtpSession : IDisposable
         var envelope = new MailEnvelope(incoming.Id, DateTimeOffset.UtcNow, _sender!, _recipients.ToImmutableArray(),
             _clientAddress.ToString(), _helo!, Protocol(), _authUser, messageFlags, incoming.Length);
         SpoolEntry entry;
+        var commitStarted = Stopwatch.GetTimestamp();
         try
         {
             entry = await _ctx.Spool.CommitAsync(incoming, envelope).ConfigureAwait(false);
+            _ctx.Metrics.SpoolCommit.Observe(Stopwatch.GetElapsedTime(commitStarted).TotalSeconds);
         }
         catch (Exception e)
         {
@@ -894,14 +906,27 @@ internal sealed class SmtpSession : IDisposable
 
         _ctx.QueueManager.Tell(new QueueProtocol.Enqueued(entry), ActorRefs.NoSender);
         _accepted++;
-        _ctx.Log.LogInformation("{QueueId}: accepted from=<{Sender}> size={Size} nrcpt={Recipients} client={Helo}[{Client}] session={Session}{Auth}{Tls}",
-            envelope.Id, envelope.Sender, envelope.BodyLength, envelope.Recipients.Length, _helo, _clientAddress, Id,
-            _authUser is null ? "" : " sasl_username=" + _authUser, _tls is null ? "" : " tls=" + _tls);
+        _ctx.Metrics.MessagesAccepted.Inc();
+        _ctx.Metrics.Activity.Accepted();
+        Diagnostics.Log.Accepted(_ctx.Log, envelope.Id.Value, envelope.Sender, envelope.BodyLength, envelope.Recipients.Length, _helo,
+            envelope.ClientAddress, Id, _authUser is null ? "" : " sasl_username=" + _authUser, _tls is null ? "" : " tls=" + _tls);
         ResetTransaction();
         return new SmtpReply(250, "2.0.0", "OK: queued as " + envelope.Id.Value);
     }
 
     // ------------------------------------------------------------------ helpers
+
+    /// <summary>A short label for the rejection metrics.</summary>
+    private static string RejectReason(SmtpReply reply) =>
+        reply == Replies.RelayDenied ? "relay-denied"
+        : reply == Replies.UserUnknown ? "user-unknown"
+        : reply == Replies.MailboxNameNotAllowed ? "mailbox-name"
+        : reply == Replies.MessageTooBig ? "too-large"
+        : reply == Replies.HeaderTooBig ? "header-too-large"
+        : reply == Replies.BareLineEndingInData ? "bare-line-ending"
+        : reply == Replies.DataLineTooLong ? "line-too-long"
+        : reply == Replies.MailLoop ? "mail-loop"
+        : "other";
 
     private void ResetTransaction()
     {

@@ -89,6 +89,7 @@ internal sealed class DeliveryAgentActor : ReceiveActor, IWithTimers
                 };
             _session = session;
             _sent = 0;
+            if (session.Tls is not null) _context.Metrics?.TlsSessions.WithLabels("outbound").Inc();
         }
 
         var result = await _session.SendAsync(job, ct).ConfigureAwait(true);
@@ -170,4 +171,5 @@ internal sealed record AgentContext(
     IOutboundTransport Transport,
     ResiliencePipeline Circuit,
     Hosting.OutboundSettings Settings,
-    ILogger Log);
+    ILogger Log,
+    Diagnostics.RelayMetrics? Metrics = null);

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Akka.Actor;
+using RelayMta.Engine.Hosting;
 using Microsoft.Extensions.Logging;
 using Polly;
 using Polly.CircuitBreaker;
@@ -51,6 +52,7 @@ internal sealed class DestinationActor : ReceiveActor, IWithTimers
     private long _agentNumber;
     private string? _lastError;
     private bool _quiescing;
+    private bool _suspended;
     private readonly List<IActorRef> _quiesceWaiters = new();
 
     public DestinationActor(DestinationRouting routing, OutboundContext context, IActorRef queueManager)
@@ -106,6 +108,41 @@ internal sealed class DestinationActor : ReceiveActor, IWithTimers
             Dispatch();
         });
         Receive<OutboundProtocol.GetDestinationStatus>(_ => Sender.Tell(Status()));
+        Receive<OutboundProtocol.RetryNow>(r =>
+        {
+            // Jobs waiting for their retry time become due now; nothing else changes.
+            var waiting = _waiting.UnorderedItems.Select(x => x.Element).ToList();
+            _waiting.Clear();
+            foreach (var job in waiting)
+            {
+                if (r.Id is null || job.Id == r.Id) _ready.AddLast(job with { NotBefore = DateTimeOffset.UtcNow });
+                else _waiting.Enqueue(job, job.NotBefore);
+            }
+            if (r.Id is null) _openUntil = DateTimeOffset.MinValue; // an operator's retry also ends a circuit break
+            Dispatch();
+        });
+        Receive<OutboundProtocol.Withdraw>(w =>
+        {
+            var waiting = _waiting.UnorderedItems.Select(x => x.Element).Where(j => j.Id != w.Id).ToList();
+            _waiting.Clear();
+            foreach (var job in waiting) _waiting.Enqueue(job, job.NotBefore);
+            for (var node = _ready.First; node is not null;)
+            {
+                var next = node.Next;
+                if (node.Value.Id == w.Id) _ready.Remove(node);
+                node = next;
+            }
+            var inFlight = _busy.Values.Where(j => j.Id == w.Id).SelectMany(j => j.Recipients).ToHashSet();
+            _held.RemoveWhere(h => h.Item1 == w.Id && !inFlight.Contains(h.Item2));
+            ScheduleWake();
+        });
+        Receive<OutboundProtocol.SetSuspended>(s =>
+        {
+            _suspended = s.Suspended;
+            _log.LogInformation("{Destination}: deliveries {State} by the administrator", _routing.Key, s.Suspended ? "suspended" : "resumed");
+            Sender.Tell(new Queue.AdminProtocol.ActionResult(true, 0, $"{_routing.Key} {(s.Suspended ? "suspended" : "resumed")}"));
+            Dispatch();
+        });
         Receive<OutboundProtocol.Quiesce>(_ =>
         {
             _quiescing = true;
@@ -155,7 +192,7 @@ internal sealed class DestinationActor : ReceiveActor, IWithTimers
     private DeliveryJob? TakeReady()
     {
         Promote();
-        if (_ready.Count == 0 || CircuitOpen || (Probing && _busy.Count > 0)) return null;
+        if (_ready.Count == 0 || _suspended || CircuitOpen || (Probing && _busy.Count > 0)) return null;
         var job = _ready.First!.Value;
         _ready.RemoveFirst();
         return job;
@@ -197,7 +234,7 @@ internal sealed class DestinationActor : ReceiveActor, IWithTimers
         }
         Promote();
         ScheduleWake();
-        if (_ready.Count == 0) return;
+        if (_ready.Count == 0 || _suspended) return;
         if (CircuitOpen)
         {
             Timers.StartSingleTimer("wake", Wake.Instance, _openUntil - DateTimeOffset.UtcNow);
@@ -297,8 +334,8 @@ internal sealed class DestinationActor : ReceiveActor, IWithTimers
             return;
         }
         var agentContext = new AgentContext(_routing.Key, _route, _routing.Port, _routing.Tls, _routing.Credentials,
-            _context.Transport, _circuit, _context.Settings.Outbound, _log);
-        var agent = Context.ActorOf(Props.Create(() => new DeliveryAgentActor(agentContext)), "agent-" + ++_agentNumber);
+            _context.Transport, _circuit, _context.Settings.Outbound, _log, _context.Metrics);
+        var agent = Context.ActorOf(FactoryProps.Create(() => new DeliveryAgentActor(agentContext)), "agent-" + ++_agentNumber);
         Context.Watch(agent);
         _agents.Add(agent);
         GiveWork(agent, job);
@@ -370,7 +407,7 @@ internal sealed class DestinationActor : ReceiveActor, IWithTimers
         DateTimeOffset? next = _waiting.TryPeek(out _, out var at) ? at : null;
         return new OutboundProtocol.DestinationStatus(_routing.Key, jobs.Select(j => j.Id).Distinct().Count(), jobs.Sum(j => j.Recipients.Length),
             _agents.Count, jobs.Count == 0 ? null : jobs.Min(j => j.Envelope.ReceivedAt), _ready.Count > 0 ? DateTimeOffset.UtcNow : next,
-            _lastError, CircuitOpen);
+            _lastError, CircuitOpen, _suspended);
     }
 
     private sealed record Wake
@@ -387,4 +424,5 @@ internal sealed record OutboundContext(
     MxResolver Resolver,
     IOutboundTransport Transport,
     RetrySchedule Schedule,
-    ILogger Log);
+    ILogger Log,
+    Diagnostics.RelayMetrics? Metrics = null);

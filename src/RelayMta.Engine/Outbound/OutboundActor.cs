@@ -1,4 +1,5 @@
 using Akka.Actor;
+using RelayMta.Engine.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace RelayMta.Engine.Outbound;
@@ -36,8 +37,17 @@ internal sealed class OutboundActor : ReceiveActor
             var asks = _destinations.Values.Select(d => d.Ask<OutboundProtocol.DestinationStatus>(
                 OutboundProtocol.GetDestinationStatus.Instance, TimeSpan.FromSeconds(5))).ToList();
             Task.WhenAll(asks).PipeTo(Sender, success: all => new OutboundProtocol.OutboundStatus(
-                all.Where(s => s.Messages > 0 || s.Connections > 0).OrderBy(s => s.Destination, StringComparer.Ordinal).ToList(), inUse));
+                all.Where(s => s.Messages > 0 || s.Connections > 0 || s.Suspended).OrderBy(s => s.Destination, StringComparer.Ordinal).ToList(), inUse));
         });
+        Receive<OutboundProtocol.RetryNow>(r =>
+        {
+            foreach (var d in _destinations.Values) d.Tell(r);
+        });
+        Receive<OutboundProtocol.Withdraw>(w =>
+        {
+            foreach (var d in _destinations.Values) d.Tell(w);
+        });
+        Receive<OutboundProtocol.SetSuspended>(s => Destination(s.Destination).Forward(s));
         Receive<OutboundProtocol.Quiesce>(q =>
         {
             var asks = _destinations.Values.Select(d => d.Ask<Akka.Done>(q, TimeSpan.FromMinutes(10))).ToList();
@@ -95,7 +105,7 @@ internal sealed class OutboundActor : ReceiveActor
             ? new DestinationRouting(key, smarthost.Host, smarthost.Port, relay.SmarthostTls,
                 relay.SmarthostUser is null ? null : new Credentials(relay.SmarthostUser, relay.SmarthostPassword!))
             : new DestinationRouting(key, null, _context.Settings.Outbound.Port, _context.Settings.Outbound.TlsFor(key));
-        var actor = Context.ActorOf(Props.Create(() => new DestinationActor(routing, _context, _queueManager)),
+        var actor = Context.ActorOf(FactoryProps.Create(() => new DestinationActor(routing, _context, _queueManager)),
             "dest-" + Uri.EscapeDataString(key));
         Context.Watch(actor);
         _destinations[key] = actor;

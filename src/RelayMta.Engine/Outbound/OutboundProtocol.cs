@@ -52,6 +52,15 @@ public static class OutboundProtocol
     /// <summary>Agent → destination, from PreRestart: I crashed holding this job; it was not attempted to the end.</summary>
     internal sealed record AgentCrashed(DeliveryJob Job, Exception Cause);
 
+    /// <summary>Queue manager → destinations: try these jobs now (one message, or every one when <paramref name="Id"/> is null).</summary>
+    public sealed record RetryNow(QueueId? Id);
+
+    /// <summary>Queue manager → destinations: drop what you hold of this message (held or deleted); an attempt in flight still reports.</summary>
+    public sealed record Withdraw(QueueId Id);
+
+    /// <summary>Queue manager → a destination: stop or restart starting deliveries. Answered by <see cref="Queue.AdminProtocol.ActionResult"/>.</summary>
+    public sealed record SetSuspended(string Destination, bool Suspended);
+
     /// <summary>Shutdown: start no new transactions; reply <see cref="Akka.Done"/> once none is in flight.</summary>
     public sealed record Quiesce;
 
@@ -70,7 +79,7 @@ public static class OutboundProtocol
 
     /// <summary>One destination's state.</summary>
     public sealed record DestinationStatus(string Destination, int Messages, int Recipients, int Connections,
-        DateTimeOffset? OldestReceived, DateTimeOffset? NextAttempt, string? LastError, bool CircuitOpen);
+        DateTimeOffset? OldestReceived, DateTimeOffset? NextAttempt, string? LastError, bool CircuitOpen, bool Suspended = false);
 
     /// <summary>Reply to <see cref="GetStatus"/>.</summary>
     public sealed record OutboundStatus(IReadOnlyList<DestinationStatus> Destinations, int ConnectionsInUse);

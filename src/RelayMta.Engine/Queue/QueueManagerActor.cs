@@ -17,10 +17,12 @@ namespace RelayMta.Engine.Queue;
 /// the destination retries them on its own timer. The truth lives on disk, so after a restart
 /// <see cref="PreStart"/> picks everything up again.
 /// </summary>
-internal sealed class QueueManagerActor : ReceiveActor, IWithTimers
+internal sealed partial class QueueManagerActor : ReceiveActor, IWithTimers
 {
     private static readonly TimeSpan BounceRetry = TimeSpan.FromMinutes(1);
-    private readonly RelayMtaSettings _settings;
+    private const int AttemptHistory = 50;
+    private readonly Diagnostics.RelayMetrics? _metrics;
+    private RelayMtaSettings _settings;
     private readonly Spool.Spool _spool;
     private readonly IActorRef _localDelivery;
     private readonly Func<IActorRef, Props>? _outboundProps;
@@ -33,8 +35,9 @@ internal sealed class QueueManagerActor : ReceiveActor, IWithTimers
     private bool _outboundQuiet;
 
     public QueueManagerActor(RelayMtaSettings settings, Spool.Spool spool, IActorRef localDelivery, Func<IActorRef, Props>? outboundProps,
-        ILoggerFactory loggers)
+        ILoggerFactory loggers, Diagnostics.RelayMetrics? metrics = null)
     {
+        _metrics = metrics;
         _settings = settings;
         _spool = spool;
         _localDelivery = localDelivery;
@@ -96,12 +99,20 @@ internal sealed class QueueManagerActor : ReceiveActor, IWithTimers
             if (LocalInFlight() == 0) ReleaseQuiesce();
         });
         Receive<QuiesceTimeout>(_ => ReleaseQuiesce());
+        Receive<QueueProtocol.Reload>(r =>
+        {
+            _settings = r.Settings;
+            foreach (var id in _messages.Keys.ToList()) Dispatch(id); // recipients of a domain made local can go now
+        });
+        Receive<GaugeTick>(_ => UpdateGauges());
+        ReceiveAdmin();
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
     protected override void PreStart()
     {
+        if (_metrics is not null) Timers.StartPeriodicTimer("gauges", GaugeTick.Instance, TimeSpan.FromSeconds(1));
         if (_outboundProps is not null) _outbound = Context.ActorOf(_outboundProps(Self), "outbound");
         // The spool's current view, not the snapshot taken at open: after a restart of this actor
         // that snapshot would be stale (recipients delivered since would be sent again).
@@ -113,7 +124,9 @@ internal sealed class QueueManagerActor : ReceiveActor, IWithTimers
         }
     }
 
-    private void Track(SpoolEntry entry) => _messages[entry.Id] = new Tracked(entry.Envelope, entry.State);
+    // First sight wins: a message committed while this actor started is in the spool's snapshot
+    // and arrives as Enqueued too; replacing it would forget what is in flight and send it twice.
+    private void Track(SpoolEntry entry) => _messages.TryAdd(entry.Id, new Tracked(entry.Envelope, entry.State));
 
     private void Dispatch(QueueId id)
     {
@@ -135,7 +148,7 @@ internal sealed class QueueManagerActor : ReceiveActor, IWithTimers
                 list.Add(i);
             }
         }
-        if (local.Count > 0)
+        if (local.Count > 0 && !_localSuspended)
         {
             foreach (var i in local) m.InFlight.Add(i);
             _localDelivery.Tell(new LocalProtocol.DeliverLocal(m.Envelope, local.ToImmutable()));
@@ -256,6 +269,7 @@ internal sealed class QueueManagerActor : ReceiveActor, IWithTimers
     private void OnBounceCommitted(BounceCommitted b)
     {
         _log.LogInformation("{QueueId}: sender non-delivery notification: {BounceId}", b.Id, b.Bounce.Id);
+        _metrics?.Bounces.Inc();
         Track(b.Bounce);
         Dispatch(b.Bounce.Id);
         if (!_messages.TryGetValue(b.Id, out var m)) return;
@@ -274,7 +288,7 @@ internal sealed class QueueManagerActor : ReceiveActor, IWithTimers
         {
             if (t.IsFaulted) _log.LogError(t.Exception, "{QueueId}: could not record completion; it will be looked at again after restart", id);
         }, TaskContinuationOptions.ExecuteSynchronously);
-        _log.LogInformation("{QueueId}: removed", id);
+        Diagnostics.Log.Removed(_log, id.Value);
     }
 
     private void Persist(MessageState state)
@@ -293,10 +307,22 @@ internal sealed class QueueManagerActor : ReceiveActor, IWithTimers
             DeliveryOutcome.PermFailure => "bounced",
             _ => "deferred",
         };
-        var relay = attempt.Relay ?? (Routing.IsLocal(m.Envelope.Recipients[index], _settings) ? "local" : "none");
+        var isLocal = Routing.IsLocal(m.Envelope.Recipients[index], _settings);
+        var relay = attempt.Relay ?? (isLocal ? "local" : "none");
         var delay = (now - m.Envelope.ReceivedAt).TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture);
-        _log.LogInformation("{QueueId}: to=<{Recipient}>, relay={Relay}, tls={Tls}, delay={Delay}, dsn={Dsn}, status={Status} ({Diagnostic})",
-            m.Envelope.Id, m.Envelope.Recipients[index], relay, attempt.Tls ?? "none", delay, outcome.Status, status, outcome.Diagnostic);
+        var record = new AdminProtocol.AttemptRecord(now, m.Envelope.Recipients[index], relay, attempt.Tls, outcome.Status, status, outcome.Diagnostic);
+        m.Attempts.Add(record);
+        if (m.Attempts.Count > AttemptHistory) m.Attempts.RemoveAt(0);
+        if (_metrics is not null)
+        {
+            var kind = isLocal ? "local" : "remote";
+            _metrics.Deliveries.WithLabels(status, kind).Inc();
+            if (status == "sent") _metrics.DeliveryLatency.WithLabels(kind).Observe((now - m.Envelope.ReceivedAt).TotalSeconds);
+            _metrics.Activity.Delivery(new Diagnostics.DeliveryRecord(now, m.Envelope.Id.Value, record.Recipient, relay, attempt.Tls,
+                outcome.Status, status, outcome.Diagnostic));
+        }
+        Diagnostics.Log.Delivery(_log, m.Envelope.Id.Value, m.Envelope.Recipients[index], relay, attempt.Tls ?? "none", delay, outcome.Status,
+            status, outcome.Diagnostic);
     }
 
     private int LocalInFlight() => _messages.Values.Sum(m => m.InFlight.Count);
@@ -317,6 +343,13 @@ internal sealed class QueueManagerActor : ReceiveActor, IWithTimers
         /// <summary>Recipients handed to the outbound queue, not yet final.</summary>
         public HashSet<int> Outbound { get; } = new();
         public bool BounceInProgress { get; set; }
+        /// <summary>The last attempts, per recipient, for the admin API (kept in memory only).</summary>
+        public List<AdminProtocol.AttemptRecord> Attempts { get; } = new();
+    }
+
+    private sealed record GaugeTick
+    {
+        public static readonly GaugeTick Instance = new();
     }
 
     private sealed record RetryLocal(QueueId Id);

@@ -38,6 +38,9 @@ public static class QueueProtocol
         public string? Tls { get; init; }
     }
 
+    /// <summary>New settings are in force (a reload): routing of local domains and limits.</summary>
+    public sealed record Reload(Hosting.RelayMtaSettings Settings);
+
     /// <summary>A destination lost its state (it was restarted): hand it its recipients again.</summary>
     public sealed record Redispatch(string Destination);
 

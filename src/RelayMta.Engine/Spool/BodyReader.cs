@@ -10,12 +10,14 @@ public sealed class BodyReader : IDisposable
 {
     private readonly SafeFileHandle _handle;
     private readonly long _offset;
+    private Action? _onDispose;
 
-    internal BodyReader(SafeFileHandle handle, long offset, long length)
+    internal BodyReader(SafeFileHandle handle, long offset, long length, Action? onDispose = null)
     {
         _handle = handle;
         _offset = offset;
         Length = length;
+        _onDispose = onDispose;
     }
 
     /// <summary>The body's length in bytes.</summary>
@@ -43,7 +45,11 @@ public sealed class BodyReader : IDisposable
     public Stream AsStream() => new BodyStream(this);
 
     /// <inheritdoc />
-    public void Dispose() => _handle.Dispose();
+    public void Dispose()
+    {
+        _handle.Dispose();
+        Interlocked.Exchange(ref _onDispose, null)?.Invoke();
+    }
 
     private sealed class BodyStream(BodyReader body) : Stream
     {

@@ -64,6 +64,12 @@ internal static class JournalCodec
     /// <summary>CRC-32C starts from all ones and the stored value is inverted, so zeros never check out.</summary>
     public const uint CrcSeed = 0xFFFFFFFF;
 
+    /// <summary>
+    /// Records are checksummed with a seed that includes their segment's id, so the bytes left in a
+    /// recycled (or zero-filled) segment file can never pass for records of the segment it now is.
+    /// </summary>
+    public static uint SeedFor(long segmentId) => CrcSeed ^ (uint)(segmentId * 2654435761L);
+
     public static uint Crc(uint crc, ReadOnlySpan<byte> data)
     {
         while (data.Length >= 8)

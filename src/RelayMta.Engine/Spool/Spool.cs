@@ -32,7 +32,8 @@ public sealed class Spool : IDisposable
     private readonly ILogger _log;
     private readonly FileStream _lock;
     private readonly ConcurrentQueue<Request> _requests = new();
-    private readonly ManualResetEventSlim _signal = new(false);
+    // No spinning: the committer sleeps until work arrives rather than burn a core on a 2-core box.
+    private readonly ManualResetEventSlim _signal = new(false, spinCount: 1);
     private readonly Thread _committer;
     private readonly object _indexLock = new();
     private readonly Dictionary<QueueId, Location> _index = new();
@@ -40,17 +41,28 @@ public sealed class Spool : IDisposable
     private readonly ArrayBufferWriter<byte> _scratch = new(64 * 1024);
     private Segment _active = null!;
     private volatile bool _stopping;
+    // The active segment moves to a preallocated one once this much has been written to it.
+    private const long PrepareAfter = 256 * 1024;
+    private volatile string? _preparedPath;
+    private volatile bool _preparing;
+    private readonly bool _readOnly;
     private volatile bool _stopped; // the committer thread has exited
     private long _commits;
     private long _syncs;
+    private long _flushTicks;
+    private long _batchTicks;
+    private long _zeroFilled;
+    private long _recycled;
 
-    private Spool(string directory, SpoolOptions options, ILogger log)
+    private Spool(string directory, SpoolOptions options, ILogger log, bool readOnly = false)
     {
         Directory = Path.GetFullPath(directory);
         _options = options;
         _log = log;
+        _readOnly = readOnly;
         _journalDir = Path.Combine(Directory, "journal");
         _bodiesDir = Path.Combine(Directory, "bodies");
+        if (readOnly && !System.IO.Directory.Exists(_journalDir)) throw new DirectoryNotFoundException($"{Directory} is not a spool (no journal/)");
         CreateDirectory(Directory);
         CreateDirectory(_journalDir);
         CreateDirectory(_bodiesDir);
@@ -75,7 +87,25 @@ public sealed class Spool : IDisposable
             throw;
         }
         _committer = new Thread(Run) { IsBackground = true, Name = "spool-committer" };
-        _committer.Start();
+        if (!readOnly) _committer.Start();
+    }
+
+    /// <summary>
+    /// Reads a stopped server's spool without changing anything (no torn tail is cut, nothing is
+    /// deleted, no segment is started): the messages it holds, with their latest state. Throws
+    /// <see cref="IOException"/> when a running server holds the spool.
+    /// </summary>
+    public static IReadOnlyList<SpoolEntry> Inspect(string directory, ILogger log)
+    {
+        var spool = new Spool(directory, new SpoolOptions(), log, readOnly: true);
+        try
+        {
+            return spool.Recovered;
+        }
+        finally
+        {
+            spool._lock.Dispose();
+        }
     }
 
     /// <summary>The spool's directory (absolute).</summary>
@@ -107,6 +137,16 @@ public sealed class Spool : IDisposable
 
     /// <summary>Records committed and flushes done since open (group commit shows as commits &gt; syncs).</summary>
     public (long Commits, long Syncs) CommitCounters => (Interlocked.Read(ref _commits), Interlocked.Read(ref _syncs));
+
+    /// <summary>Segments zero-filled ahead of use, and freed segments reused, since open.</summary>
+    internal (long ZeroFilled, long Recycled) SegmentCounters => (Interlocked.Read(ref _zeroFilled), Interlocked.Read(ref _recycled));
+
+    /// <summary>Whether the segment being written was preallocated (zero-filled or recycled).</summary>
+    internal bool ActiveSegmentPreallocated => Volatile.Read(ref _active).Preallocated;
+
+    /// <summary>Time spent in fdatasync, and in whole commit batches (write, flush, bookkeeping), since open.</summary>
+    public (TimeSpan Flushing, TimeSpan Batches) CommitTimes =>
+        (Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _flushTicks)), Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _batchTicks)));
 
     /// <summary>Opens (creating if needed) and recovers the spool in <paramref name="directory"/>.</summary>
     public static Spool Open(string directory, SpoolOptions options, ILogger log) => new(directory, options, log);
@@ -164,6 +204,26 @@ public sealed class Spool : IDisposable
         lock (_indexLock) return _index.TryGetValue(id, out var l) ? new SpoolEntry(l.Envelope, l.State) : null;
     }
 
+    /// <summary>
+    /// Whether the spool can take new messages: the committer is running and a file can be created
+    /// in the spool directory (disk not read-only).
+    /// </summary>
+    public bool IsWritable()
+    {
+        if (_stopping || !_committer.IsAlive) return false;
+        var probe = Path.Combine(Directory, ".probe-" + Environment.ProcessId);
+        try
+        {
+            File.WriteAllBytes(probe, [1]);
+            File.Delete(probe);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Every message held now, with its latest committed state (the queue manager rebuilds from this after a restart).</summary>
     public IReadOnlyList<SpoolEntry> Snapshot()
     {
@@ -180,7 +240,11 @@ public sealed class Spool : IDisposable
             // Opened under the lock that segment deletion takes, so the file is there to open.
             if (loc.External is not null)
                 return new BodyReader(OpenRead(Path.Combine(_bodiesDir, loc.External)), 0, loc.BodyLength);
-            return new BodyReader(OpenRead(_segments[loc.MessageSegment].Path), loc.BodyOffset, loc.BodyLength);
+            // Counted, so a segment being read is never recycled (overwritten) under the reader.
+            var segment = _segments[loc.MessageSegment];
+            var reader = new BodyReader(OpenRead(segment.Path), loc.BodyOffset, loc.BodyLength, () => Interlocked.Decrement(ref segment.Readers));
+            Interlocked.Increment(ref segment.Readers);
+            return reader;
         }
     }
 
@@ -276,6 +340,19 @@ public sealed class Spool : IDisposable
 
     private void Commit(List<Request> batch)
     {
+        var batchStarted = Stopwatch.GetTimestamp();
+        try
+        {
+            CommitBatch(batch);
+        }
+        finally
+        {
+            Interlocked.Add(ref _batchTicks, Stopwatch.GetTimestamp() - batchStarted);
+        }
+    }
+
+    private void CommitBatch(List<Request> batch)
+    {
         var start = _active.Size;
         try
         {
@@ -293,7 +370,9 @@ public sealed class Spool : IDisposable
 
             var buffers = Encode(batch, start);
             RandomAccess.Write(_active.Handle!, buffers, start);
+            var flushStarted = Stopwatch.GetTimestamp();
             Fsync.File(_active.Handle!);
+            Interlocked.Add(ref _flushTicks, Stopwatch.GetTimestamp() - flushStarted);
             Interlocked.Increment(ref _syncs);
             Interlocked.Add(ref _commits, batch.Count);
         }
@@ -324,6 +403,13 @@ public sealed class Spool : IDisposable
             foreach (var name in deadBodies) DeleteQuietly(Path.Combine(_bodiesDir, name));
             DeleteFreeSegments();
             if (_active.Size >= _options.SegmentSize) Rotate();
+            else if (!_active.Preallocated && _active.Size >= PrepareAfter)
+            {
+                // This segment grows as it is written, so every flush also commits file-size
+                // metadata. Move to a preallocated one as soon as one is ready.
+                if (_preparedPath is not null) Rotate();
+                else PrepareNextSegment();
+            }
         }
         catch (Exception e)
         {
@@ -359,7 +445,7 @@ public sealed class Spool : IDisposable
             var headLength = _scratch.WrittenCount - recordStart - JournalCodec.FrameHeader - 1;
             var frame = System.Runtime.InteropServices.MemoryMarshal.AsMemory(_scratch.WrittenMemory).Span[recordStart..];
             frame[JournalCodec.FrameHeader] = (byte)r.Type;
-            var crc = JournalCodec.Crc(JournalCodec.CrcSeed, frame[JournalCodec.FrameHeader..]);
+            var crc = JournalCodec.Crc(JournalCodec.SeedFor(_active.Id), frame[JournalCodec.FrameHeader..]);
             var bodyLength = 0L;
             if (inlineBody)
             {
@@ -456,14 +542,39 @@ public sealed class Spool : IDisposable
                 oldest = _segments.First().Value;
                 if (oldest == _active || oldest.Refs > 0) return;
                 _segments.Remove(oldest.Id);
+                // A free segment of full size becomes the next one (its blocks are written already, so
+                // flushes into it need no metadata), unless a body is still being read from it.
+                if (_preparedPath is null && !_preparing && Volatile.Read(ref oldest.Readers) == 0 && FileLength(oldest.Path) >= _options.SegmentSize)
+                {
+                    try
+                    {
+                        File.Move(oldest.Path, PreparedPath);
+                        _preparedPath = PreparedPath;
+                        Interlocked.Increment(ref _recycled);
+                        continue;
+                    }
+                    catch (IOException e)
+                    {
+                        _log.LogWarning(e, "spool: could not recycle journal segment {Path}", oldest.Path);
+                    }
+                }
                 DeleteQuietly(oldest.Path);
             }
         }
     }
 
+    /// <summary>
+    /// Seals the active segment (cut to the data written, so a sealed segment never ends in zeros or
+    /// stale bytes) and starts the next, preallocated when one is ready.
+    /// </summary>
     private void Rotate()
     {
         var previous = _active;
+        if (previous.Preallocated)
+        {
+            RandomAccess.SetLength(previous.Handle!, previous.Size);
+            Fsync.File(previous.Handle!);
+        }
         previous.Handle!.Dispose();
         previous.Handle = null;
         previous.SealedAt = Stopwatch.GetTimestamp();
@@ -474,11 +585,72 @@ public sealed class Spool : IDisposable
     private void OpenNewSegment(long id)
     {
         var path = Path.Combine(_journalDir, id.ToString("D12", CultureInfo.InvariantCulture) + SegmentExtension);
-        var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read);
+        var preallocated = false;
+        if (_preparedPath is { } prepared)
+        {
+            _preparedPath = null;
+            try
+            {
+                File.Move(prepared, path);
+                preallocated = true;
+            }
+            catch (IOException e)
+            {
+                _log.LogWarning(e, "spool: could not use the prepared journal segment; starting a plain one");
+            }
+        }
+        var handle = File.OpenHandle(path, preallocated ? FileMode.Open : FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read);
         Fsync.Directory(_journalDir);
-        var segment = new Segment(id, path) { Handle = handle };
+        var segment = new Segment(id, path) { Handle = handle, Preallocated = preallocated };
         lock (_indexLock) _segments[id] = segment;
         _active = segment;
+    }
+
+    private string PreparedPath => Path.Combine(_journalDir, "prepared.tmp");
+
+    /// <summary>Zero-fills a segment-sized file in the background, for the next rotation.</summary>
+    private void PrepareNextSegment()
+    {
+        if (_preparing || _preparedPath is not null || _readOnly) return;
+        _preparing = true;
+        var path = PreparedPath;
+        var size = _options.SegmentSize;
+        Task.Run(() =>
+        {
+            try
+            {
+                using (var handle = File.OpenHandle(path, FileMode.Create, FileAccess.ReadWrite))
+                {
+                    var zeros = new byte[1024 * 1024];
+                    for (long offset = 0; offset < size; offset += zeros.Length)
+                        RandomAccess.Write(handle, zeros.AsSpan(0, (int)Math.Min(zeros.Length, size - offset)), offset);
+                    Fsync.File(handle);
+                }
+                Interlocked.Increment(ref _zeroFilled);
+                _preparedPath = path;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                _log.LogWarning(e, "spool: could not prepare the next journal segment; segments will grow as they are written");
+                DeleteQuietly(path);
+            }
+            finally
+            {
+                _preparing = false;
+            }
+        });
+    }
+
+    private static long FileLength(string path)
+    {
+        try
+        {
+            return new FileInfo(path).Length;
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
     }
 
     private void TruncateAfterFailure(long size)
@@ -580,6 +752,7 @@ public sealed class Spool : IDisposable
 
     private IReadOnlyList<SpoolEntry> Recover()
     {
+        if (!_readOnly && File.Exists(PreparedPath)) DeleteQuietly(PreparedPath); // a preparation a crash cut short
         var files = System.IO.Directory.GetFiles(_journalDir, "*" + SegmentExtension)
             .Select(p => (Path: p, Id: long.TryParse(Path.GetFileNameWithoutExtension(p), NumberStyles.None, CultureInfo.InvariantCulture, out var id) ? id : -1))
             .Where(x => x.Id >= 0)
@@ -589,7 +762,7 @@ public sealed class Spool : IDisposable
         {
             var segment = new Segment(files[i].Id, files[i].Path) { SealedAt = Stopwatch.GetTimestamp() };
             _segments[segment.Id] = segment;
-            ReplaySegment(segment, isLast: i == files.Count - 1);
+            ReplaySegment(segment, isLast: i == files.Count - 1 && !_readOnly);
         }
 
         foreach (var loc in _index.Values)
@@ -597,6 +770,9 @@ public sealed class Spool : IDisposable
             Reference(loc);
             Ids.Observe(loc.Envelope.Id);
         }
+
+        if (_readOnly)
+            return _index.Values.OrderBy(l => l.Envelope.Id.Value, StringComparer.Ordinal).Select(l => new SpoolEntry(l.Envelope, l.State)).ToList();
 
         // Body files that no live record names: left by a crash before their commit, or by a Done.
         var wanted = new HashSet<string>(_index.Values.Where(l => l.External is not null).Select(l => l.External!), StringComparer.Ordinal);
@@ -641,7 +817,7 @@ public sealed class Spool : IDisposable
                 {
                     payload = new byte[length];
                     RandomAccess.Read(handle, payload, offset + JournalCodec.FrameHeader);
-                    if (~JournalCodec.Crc(JournalCodec.CrcSeed, payload) != crc) problem = "a record with a bad checksum";
+                    if (~JournalCodec.Crc(JournalCodec.SeedFor(segment.Id), payload) != crc) problem = "a record with a bad checksum";
                 }
             }
 
@@ -650,9 +826,13 @@ public sealed class Spool : IDisposable
                 if (isLast)
                 {
                     // The tail of the last segment was being written when we stopped: nothing there
-                    // was acknowledged (acknowledgement follows the flush), so cut it off.
-                    _log.LogWarning("spool: journal segment {Path} ends with {Problem} at offset {Offset}; truncating the torn tail",
-                        segment.Path, problem, offset);
+                    // was acknowledged (acknowledgement follows the flush), so cut it off. Zeros are
+                    // just the unused end of a preallocated segment.
+                    if (header.AsSpan().IndexOfAnyExcept((byte)0) < 0 || fileLength - offset < JournalCodec.FrameHeader && IsZeros(handle, offset, fileLength))
+                        _log.LogDebug("spool: journal segment {Path} ends at offset {Offset}", segment.Path, offset);
+                    else
+                        _log.LogWarning("spool: journal segment {Path} ends with {Problem} at offset {Offset}; truncating the torn tail",
+                            segment.Path, problem, offset);
                     RandomAccess.SetLength(handle, offset);
                     Fsync.File(handle);
                 }
@@ -714,6 +894,13 @@ public sealed class Spool : IDisposable
 
     // ---------------------------------------------------------------- helpers
 
+    private static bool IsZeros(SafeFileHandle handle, long from, long to)
+    {
+        Span<byte> tail = stackalloc byte[JournalCodec.FrameHeader];
+        var n = RandomAccess.Read(handle, tail[..(int)(to - from)], from);
+        return tail[..n].IndexOfAnyExcept((byte)0) < 0;
+    }
+
     private static SafeFileHandle OpenRead(string path, bool write = false) =>
         File.OpenHandle(path, FileMode.Open, write ? FileAccess.ReadWrite : FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
 
@@ -764,11 +951,15 @@ public sealed class Spool : IDisposable
 
     private sealed class Segment(long id, string path)
     {
+        public int Readers;
         public long Id { get; } = id;
         public string Path { get; } = path;
         public SafeFileHandle? Handle { get; set; }
+        /// <summary>Bytes of records written (a preallocated file is longer).</summary>
         public long Size { get; set; }
         public int Refs { get; set; }
         public long SealedAt { get; set; }
+        /// <summary>Written over zero-filled or recycled blocks, so flushes carry no size change.</summary>
+        public bool Preallocated { get; init; }
     }
 }

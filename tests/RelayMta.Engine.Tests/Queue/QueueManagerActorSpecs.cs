@@ -86,6 +86,19 @@ public sealed class QueueManagerActorSpecs : TestKit, IDisposable
     }
 
     [Fact]
+    public async Task Should_deliver_once_when_a_message_is_both_in_the_start_snapshot_and_enqueued()
+    {
+        // A message committed just before the queue manager (re)starts is in the spool's snapshot
+        // and is announced by its session as well.
+        var local = CreateTestProbe();
+        var entry = await CommitAsync(null, "bob@example.test");
+        var queue = StartQueue(local);
+        local.ExpectMsg<LocalProtocol.DeliverLocal>(d => Assert.Equal(entry.Id, d.Envelope.Id));
+        queue.Tell(new QueueProtocol.Enqueued(entry));
+        local.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+    }
+
+    [Fact]
     public async Task Should_retry_a_temporary_failure_after_the_first_interval_and_record_it()
     {
         var local = CreateTestProbe();

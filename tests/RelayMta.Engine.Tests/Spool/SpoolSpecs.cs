@@ -204,6 +204,100 @@ public sealed class SpoolSpecs : SpoolTestBase
     }
 
     [Fact]
+    public async Task Writing_moves_to_a_zero_filled_segment_and_a_crash_image_of_it_recovers_every_message()
+    {
+        // Past 256 KiB into a growing segment the spool prepares a zero-filled one and moves to it, so
+        // flushes stop carrying file-size changes. A crash leaves its unused end as zeros.
+        var options = new SpoolOptions { SegmentSize = 1024 * 1024 };
+        var spool = Open(options);
+        var bodies = new Dictionary<QueueId, byte[]>();
+        for (var i = 0; i < 1000 && !spool.ActiveSegmentPreallocated; i++)
+        {
+            var body = Content(8 * 1024, i);
+            bodies[(await CommitAsync(spool, body)).Id] = body;
+        }
+        Assert.True(spool.ActiveSegmentPreallocated, "never moved to a preallocated segment");
+        Assert.Equal(1, spool.SegmentCounters.ZeroFilled);
+        for (var i = 0; i < 20; i++)
+        {
+            var body = Content(3000 + i, 1000 + i);
+            bodies[(await CommitAsync(spool, body)).Id] = body;
+        }
+        var active = SegmentFiles()[^1];
+        Assert.Equal(options.SegmentSize, new FileInfo(active).Length); // preallocated: longer than its records
+
+        var image = CrashImage();
+        spool.Dispose();
+        var recovered = OpenAt(image, options);
+
+        Assert.Equal(bodies.Keys.Select(k => k.Value).Order(StringComparer.Ordinal), recovered.Recovered.Select(e => e.Id.Value));
+        foreach (var entry in recovered.Recovered) Assert.Equal(bodies[entry.Id], ReadBody(recovered, entry.Id));
+        // The zero tail was cut at recovery; new commits go on after the recovered records.
+        var next = await CommitAsync(recovered, Content(500, 7));
+        recovered = ReopenAt(recovered, image, options);
+        Assert.Equal(bodies.Count + 1, recovered.Recovered.Count);
+        Assert.Equal(Content(500, 7), ReadBody(recovered, next.Id));
+    }
+
+    [Fact]
+    public async Task A_recycled_segment_never_brings_back_the_records_it_held_before()
+    {
+        // Freed segments of full size are reused as they are: their old records stay on disk behind
+        // the new ones until overwritten. Each segment's checksums are seeded with its id, so after a
+        // crash the old records read as the end of the journal, never as messages.
+        var options = new SpoolOptions { SegmentSize = 512 * 1024, InlineBodyLimit = 64 * 1024 };
+        var spool = Open(options);
+        for (var i = 0; i < 3000 && !(spool.ActiveSegmentPreallocated && EndsInOldRecords(SegmentFiles()[^1])); i++)
+        {
+            var done = await CommitAsync(spool, Content(16 * 1024, i));
+            await spool.CompleteAsync(done.Id);
+        }
+        Assert.True(spool.SegmentCounters.Recycled >= 1, "no segment was recycled");
+        Assert.True(spool.ActiveSegmentPreallocated && EndsInOldRecords(SegmentFiles()[^1]), "not writing into a recycled segment");
+        var keep = new Dictionary<QueueId, byte[]>();
+        for (var i = 0; i < 5; i++)
+        {
+            var body = Content(700 + i, 5000 + i);
+            keep[(await CommitAsync(spool, body)).Id] = body;
+        }
+
+        var image = CrashImage();
+        spool.Dispose();
+        var recovered = OpenAt(image, options);
+
+        Assert.Equal(keep.Keys.Select(k => k.Value).Order(StringComparer.Ordinal), recovered.Recovered.Select(e => e.Id.Value));
+        foreach (var entry in recovered.Recovered) Assert.Equal(keep[entry.Id], ReadBody(recovered, entry.Id));
+    }
+
+    [Fact]
+    public async Task Records_read_back_only_in_the_segment_they_were_written_into()
+    {
+        // What makes recycling safe: a recycled file's old records, wherever they line up, do not
+        // check out under the new segment's id, so recovery takes them for the end of the journal.
+        var spool = Open();
+        for (var i = 0; i < 3; i++) await CommitAsync(spool, Content(400, i));
+        spool.Dispose();
+        var written = Assert.Single(SegmentFiles());
+        var id = long.Parse(Path.GetFileNameWithoutExtension(written), System.Globalization.CultureInfo.InvariantCulture);
+        File.Move(written, Path.Combine(JournalDir, (id + 5).ToString("D12", System.Globalization.CultureInfo.InvariantCulture) + ".log"));
+
+        spool = Open();
+
+        Assert.Empty(spool.Recovered);
+    }
+
+    // A zero-filled segment ends in zeros; a recycled one in the records it held before.
+    private static bool EndsInOldRecords(string segment)
+    {
+        using var file = new FileStream(segment, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        if (file.Length < 4096) return false;
+        var tail = new byte[4096];
+        file.Position = file.Length - tail.Length;
+        file.ReadExactly(tail);
+        return tail.AsSpan().IndexOfAnyExcept((byte)0) >= 0;
+    }
+
+    [Fact]
     public void Opening_a_spool_that_is_already_open_throws_until_the_first_is_closed()
     {
         var first = Open();
@@ -284,7 +378,7 @@ public sealed class SpoolSpecs : SpoolTestBase
         byte[] payload = [9, 1, 2, 3];
         var record = new byte[JournalCodec.FrameHeader + payload.Length];
         System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(record, (uint)payload.Length);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(record.AsSpan(4), ~JournalCodec.Crc(JournalCodec.CrcSeed, payload));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(record.AsSpan(4), ~JournalCodec.Crc(JournalCodec.SeedFor(long.Parse(Path.GetFileNameWithoutExtension(segment))), payload));
         payload.CopyTo(record, JournalCodec.FrameHeader);
         await using (var stream = new FileStream(segment, FileMode.Append)) await stream.WriteAsync(record);
 

@@ -15,6 +15,7 @@ namespace RelayMta.Engine.Tests.Spooling;
 public abstract class SpoolTestBase : IDisposable
 {
     private readonly List<Spool.Spool> _open = [];
+    private readonly List<string> _images = [];
 
     protected SpoolTestBase()
     {
@@ -42,6 +43,42 @@ public abstract class SpoolTestBase : IDisposable
     {
         spool.Dispose();
         return Open(options);
+    }
+
+    /// <summary>
+    /// What a crash would leave right now: a copy of the spool directory, taken while the spool is
+    /// open (every acknowledged record is on disk, since acknowledgement follows the flush).
+    /// </summary>
+    protected string CrashImage()
+    {
+        var image = Root + "-crash-" + _images.Count;
+        _images.Add(image);
+        foreach (var dir in System.IO.Directory.GetDirectories(Root, "*", SearchOption.AllDirectories))
+            System.IO.Directory.CreateDirectory(Path.Combine(image, Path.GetRelativePath(Root, dir)));
+        foreach (var file in System.IO.Directory.GetFiles(Root, "*", SearchOption.AllDirectories))
+        {
+            if (Path.GetFileName(file) == "spool.lock") continue; // held by the running spool; a crash frees it
+            var target = Path.Combine(image, Path.GetRelativePath(Root, file));
+            using var from = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            using var to = File.Create(target);
+            from.CopyTo(to);
+        }
+        return image;
+    }
+
+    /// <summary>Opens the spool in <paramref name="directory"/>; closed at the end of the test.</summary>
+    protected Spool.Spool OpenAt(string directory, SpoolOptions? options = null)
+    {
+        var spool = Spool.Spool.Open(directory, options ?? new SpoolOptions(), NullLogger.Instance);
+        _open.Add(spool);
+        return spool;
+    }
+
+    /// <summary>Closes <paramref name="spool"/> and opens <paramref name="directory"/> again.</summary>
+    protected Spool.Spool ReopenAt(Spool.Spool spool, string directory, SpoolOptions? options = null)
+    {
+        spool.Dispose();
+        return OpenAt(directory, options);
     }
 
     /// <summary>Journal segment files, oldest first.</summary>
@@ -127,15 +164,15 @@ public abstract class SpoolTestBase : IDisposable
     public void Dispose()
     {
         foreach (var spool in _open) spool.Dispose();
-        try
+        foreach (var dir in _images.Append(Root))
         {
-            System.IO.Directory.Delete(Root, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-        catch (UnauthorizedAccessException)
-        {
+            try
+            {
+                System.IO.Directory.Delete(dir, recursive: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+            }
         }
         GC.SuppressFinalize(this);
     }

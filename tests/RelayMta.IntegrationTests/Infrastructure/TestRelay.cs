@@ -4,6 +4,7 @@ using Akka.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using RelayMta.Admin;
 using RelayMta.Engine.Hosting;
 using RelayMta.Engine.Spool;
 
@@ -61,6 +62,7 @@ public sealed class TestRelay : IAsyncDisposable
                 mailbox-root = "{{Escape(dir.Combine("mail"))}}"
               }
               shutdown.drain-timeout = 5s
+              admin.listen = ""
             }
             """;
         var config = ConfigLoader.LoadText(hocon + "\n" + extraHocon, "test.hocon");
@@ -68,7 +70,7 @@ public sealed class TestRelay : IAsyncDisposable
         {
             if (log is not null) logging.AddProvider(log);
             logging.SetMinimumLevel(LogLevel.Information);
-        }, spool);
+        }, spool, services => services.AddRelayMtaAdmin());
         await host.StartAsync();
         return new TestRelay(dir, owns, host, runtime);
     }
