@@ -170,6 +170,7 @@ internal sealed class SmtpSession : IDisposable, SessionClock.IDeadline
             if (!_exempt && _ctx.Settings.Limits.GreetDelay > TimeSpan.Zero && await TalksBeforeGreetingAsync(ct).ConfigureAwait(false))
             {
                 log.LogInformation("session {Session}: [{Client}] sent data before the greeting; refused", Id, _clientAddress);
+                _ctx.Metrics.MessagesRejected.WithLabels("early-talker").Inc();
                 Write(TalkedTooSoon);
                 await FlushAsync(ct).ConfigureAwait(false);
                 return;
@@ -464,7 +465,9 @@ internal sealed class SmtpSession : IDisposable, SessionClock.IDeadline
         if (sequence is not null)
         {
             // RFC 2920 3.1 / RFC 5321 3.3: DATA after only failed RCPTs is "no valid recipients".
-            Error(verb == SmtpVerb.Data && _state == SessionState.MailGiven && _rcptAttempted ? Replies.NoValidRecipients : sequence);
+            var noRecipients = verb == SmtpVerb.Data && _state == SessionState.MailGiven && _rcptAttempted;
+            if (noRecipients) _ctx.Metrics.MessagesRejected.WithLabels("no-valid-recipients").Inc();
+            Error(noRecipients ? Replies.NoValidRecipients : sequence);
             return;
         }
 
@@ -750,6 +753,7 @@ internal sealed class SmtpSession : IDisposable, SessionClock.IDeadline
         }
         if (path.HasNonAscii && !parameters.SmtpUtf8)
         {
+            _ctx.Metrics.MessagesRejected.WithLabels("non-ascii-address").Inc();
             Error(Replies.NonAsciiAddress);
             return;
         }
@@ -786,12 +790,14 @@ internal sealed class SmtpSession : IDisposable, SessionClock.IDeadline
         _rcptAttempted = true;
         if (path.HasNonAscii && !_smtpUtf8)
         {
+            _ctx.Metrics.MessagesRejected.WithLabels("non-ascii-address").Inc();
             Error(Replies.NonAsciiAddress);
             return;
         }
         if (_recipients.Count >= _ctx.Settings.Limits.MaxRecipients)
         {
             // RFC 5321 4.5.3.1.10: 452, and the client sends the rest in another transaction.
+            _ctx.Metrics.MessagesRejected.WithLabels("too-many-recipients").Inc();
             Write(Replies.TooManyRecipients);
             return;
         }
