@@ -91,6 +91,53 @@ public sealed class LifecycleSpecs
     }
 
     [Fact]
+    public async Task SIGHUP_reloads_the_configuration_without_dropping_a_session_and_refuses_a_broken_file()
+    {
+        using var dir = new TempDirectory();
+        var config = dir.Combine("relay.hocon");
+        string Config(string domains) => $$"""
+            relay-mta {
+              listen = ["127.0.0.1:0"]
+              admin.listen = ""
+              spool-dir = "{{TestRelay.Escape(dir.Combine("spool"))}}"
+              local.mailbox-root = "{{TestRelay.Escape(dir.Combine("mail"))}}"
+              local.recipients = existing
+              local.domains = [{{domains}}]
+            }
+            """;
+        await File.WriteAllTextAsync(config, Config("\"one.test\""));
+        Directory.CreateDirectory(dir.Combine("mail", "one.test", "bob"));
+        Directory.CreateDirectory(dir.Combine("mail", "two.test", "bob"));
+        using var relay = RelayProcess.Start("--config", config);
+        var endpoint = await relay.WaitListeningAsync();
+        await using var client = await RawSmtpClient.ConnectAsync(endpoint);
+        await client.ReadReplyAsync();
+        await client.CommandAsync("EHLO hup.test");
+        await client.CommandAsync("MAIL FROM:<a@sender.test>");
+        // two.test is not local yet: with "existing", a domain that is not ours is relayed, so ask
+        // about a user that does not exist on a domain that will become ours.
+        Assert.Equal(250, (await client.CommandAsync("RCPT TO:<bob@one.test>")).Code);
+        Assert.Equal(250, (await client.CommandAsync("RCPT TO:<nobody@two.test>")).Code); // relayed (loopback may relay)
+
+        await File.WriteAllTextAsync(config, Config("\"one.test\", \"two.test\""));
+        relay.Hangup();
+        await Eventually.TrueAsync(() => relay.Output.Any(l => l.Contains("reloaded local domains", StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(20), () => "the reload was not logged");
+
+        // The same session goes on, judged by the new settings: two.test is local now.
+        Assert.Equal(550, (await client.CommandAsync("RCPT TO:<nobody@two.test>")).Code);
+        Assert.Equal(250, (await client.CommandAsync("RCPT TO:<bob@two.test>")).Code);
+
+        // A file that does not load is refused with the reason, and the settings stay.
+        await File.WriteAllTextAsync(config, Config("\"one.test\"") + "\nrelay-mta.limits.max-recipients = many\n");
+        relay.Hangup();
+        await Eventually.TrueAsync(() => relay.Output.Any(l => l.Contains("reload refused", StringComparison.Ordinal) && l.Contains("max-recipients", StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(20), () => "the refusal was not logged");
+        Assert.Equal(550, (await client.CommandAsync("RCPT TO:<nobody@two.test>")).Code);
+        Assert.Equal(221, (await client.CommandAsync("QUIT")).Code);
+    }
+
+    [Fact]
     public async Task SIGTERM_exits_0_and_keeps_the_queue()
     {
         using var dir = new TempDirectory();

@@ -87,6 +87,12 @@ public sealed partial class RelayProcess : IDisposable
         if (kill(_process.Id, 15) != 0) throw new InvalidOperationException("kill(SIGTERM) failed");
     }
 
+    /// <summary>SIGHUP: reload the configuration (what <c>systemctl reload</c> sends).</summary>
+    public void Hangup()
+    {
+        if (kill(_process.Id, 1) != 0) throw new InvalidOperationException("kill(SIGHUP) failed");
+    }
+
     public void Dispose()
     {
         if (!_process.HasExited)
