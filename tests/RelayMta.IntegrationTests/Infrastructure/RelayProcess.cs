@@ -117,7 +117,7 @@ public sealed partial class RelayProcess : IDisposable
         if (m.Success) _listening.TrySetResult(IPEndPoint.Parse(m.Groups[1].Value));
     }
 
-    [GeneratedRegex(@"listening for SMTP on (\S+)")]
+    [GeneratedRegex(@"listening for SMTP on ([0-9A-Fa-f.:\[\]]+)")]
     private static partial Regex ListeningLine();
 
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
