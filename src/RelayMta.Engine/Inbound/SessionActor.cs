@@ -9,7 +9,11 @@ namespace RelayMta.Engine.Inbound;
 /// <see cref="ListenerActor"/> for each accepted connection. Commands and message bytes never pass
 /// through this actor's mailbox: the control plane does, the data plane stays in the pipes.
 /// </summary>
-internal sealed class SessionActor : ReceiveActor, IWithTimers
+/// <remarks>
+/// An <see cref="UntypedActor"/> with a switch: one of these is made per connection, and a
+/// <see cref="ReceiveActor"/> builds its handler table on every construction.
+/// </remarks>
+internal sealed class SessionActor : UntypedActor, IWithTimers
 {
     // A client that does not read our 421 cannot hold the session open past this.
     private static readonly TimeSpan HardStopAfter = TimeSpan.FromSeconds(5);
@@ -20,28 +24,41 @@ internal sealed class SessionActor : ReceiveActor, IWithTimers
     private readonly InboundContext _context;
     private readonly System.Net.IPAddress _client;
     private readonly bool _exempt;
+    private readonly long _id;
 
     public SessionActor(Socket socket, ListenerKind kind, System.Net.IPAddress client, bool exempt, InboundContext context, long id)
     {
         _context = context;
         _client = client;
         _exempt = exempt;
+        _id = id;
         _session = new SmtpSession(socket, kind, exempt, context, id);
         context.Metrics.SessionsOpen.Inc();
         context.Metrics.SessionsTotal.Inc();
-        Receive<InboundProtocol.Drain>(_ => _session.RequestDrain());
-        Receive<InboundProtocol.ForceClose>(_ =>
+    }
+
+    protected override void OnReceive(object message)
+    {
+        switch (message)
         {
-            _session.RequestForceClose();
-            Timers.StartSingleTimer("hard-stop", HardStop.Instance, HardStopAfter);
-        });
-        Receive<HardStop>(_ => Context.Stop(Self));
-        Receive<InboundProtocol.Ended>(_ => Context.Stop(Self));
-        Receive<InboundProtocol.Faulted>(f =>
-        {
-            Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(context.Log, f.Cause, "session {Session} failed", id);
-            Context.Stop(Self);
-        });
+            case InboundProtocol.Drain:
+                _session.RequestDrain();
+                break;
+            case InboundProtocol.ForceClose:
+                _session.RequestForceClose();
+                Timers.StartSingleTimer("hard-stop", HardStop.Instance, HardStopAfter);
+                break;
+            case HardStop or InboundProtocol.Ended:
+                Context.Stop(Self);
+                break;
+            case InboundProtocol.Faulted f:
+                Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(_context.Log, f.Cause, "session {Session} failed", _id);
+                Context.Stop(Self);
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
     }
 
     public ITimerScheduler Timers { get; set; } = null!;

@@ -55,6 +55,10 @@ internal sealed class SmtpOutboundSession : IOutboundSession
     private PipeReader? _reader;
     private PipeWriter? _writer;
     private EhloCapabilities _caps = EhloCapabilities.None;
+    // One reusable time-out per direction: a new linked source and timer for every command was a
+    // measurable share of the relay's allocations under load.
+    private readonly Deadline _readDeadline = new();
+    private readonly Deadline _writeDeadline = new();
 
     public SmtpOutboundSession(string hostName, IPEndPoint endpoint, string ourHostname, ClientTimeouts timeouts, Func<QueueId, BodyReader> openBody,
         X509Certificate2Collection? trustedCas)
@@ -389,6 +393,8 @@ internal sealed class SmtpOutboundSession : IOutboundSession
         if (_writer is not null) await _writer.CompleteAsync().ConfigureAwait(false);
         if (_stream is not null) await _stream.DisposeAsync().ConfigureAwait(false);
         _socket?.Dispose();
+        _readDeadline.Dispose();
+        _writeDeadline.Dispose();
     }
 
     // ------------------------------------------------------------------ content
@@ -482,26 +488,30 @@ internal sealed class SmtpOutboundSession : IOutboundSession
 
     private async Task FlushAsync(TimeSpan timeout, CancellationToken ct)
     {
-        using var cts = Timeout(timeout, ct);
+        var token = _writeDeadline.Start(timeout, ct);
         try
         {
-            var result = await _writer!.FlushAsync(cts.Token).ConfigureAwait(false);
+            var result = await _writer!.FlushAsync(token).ConfigureAwait(false);
             if (result.IsCompleted) throw new IOException("the connection was closed");
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
             throw new TimeoutException($"no progress writing to {RemoteMta} for {timeout}");
         }
+        finally
+        {
+            _writeDeadline.Stop();
+        }
     }
 
     private async Task<SmtpResponse> ReadReplyAsync(TimeSpan timeout, CancellationToken ct)
     {
-        using var cts = Timeout(timeout, ct);
+        var token = _readDeadline.Start(timeout, ct);
         try
         {
             while (true)
             {
-                var read = await _reader!.ReadAsync(cts.Token).ConfigureAwait(false);
+                var read = await _reader!.ReadAsync(token).ConfigureAwait(false);
                 var buffer = read.Buffer;
                 var status = ReplyReader.TryRead(ref buffer, out var reply);
                 if (status == ReplyStatus.Complete)
@@ -518,6 +528,10 @@ internal sealed class SmtpOutboundSession : IOutboundSession
         {
             throw new TimeoutException($"no reply from {RemoteMta} within {timeout}");
         }
+        finally
+        {
+            _readDeadline.Stop();
+        }
     }
 
     private static CancellationTokenSource Timeout(TimeSpan timeout, CancellationToken ct)
@@ -525,6 +539,45 @@ internal sealed class SmtpOutboundSession : IOutboundSession
         var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(timeout);
         return cts;
+    }
+
+    /// <summary>
+    /// A time-out that is started and stopped around each operation of one direction and reused:
+    /// its source is reset rather than replaced while it has not fired, and it stays linked to the
+    /// caller's token until the caller passes another.
+    /// </summary>
+    private sealed class Deadline : IDisposable
+    {
+        private CancellationTokenSource _cts = new();
+        private CancellationToken _linkedTo;
+        private CancellationTokenRegistration _link;
+
+        public CancellationToken Start(TimeSpan timeout, CancellationToken ct)
+        {
+            if (!_cts.TryReset())
+            {
+                _link.Dispose();
+                _cts.Dispose();
+                _cts = new CancellationTokenSource();
+                _linkedTo = default;
+            }
+            if (!_linkedTo.Equals(ct))
+            {
+                _link.Dispose();
+                _link = ct.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), _cts);
+                _linkedTo = ct;
+            }
+            _cts.CancelAfter(timeout);
+            return _cts.Token;
+        }
+
+        public void Stop() => _cts.CancelAfter(System.Threading.Timeout.InfiniteTimeSpan);
+
+        public void Dispose()
+        {
+            _link.Dispose();
+            _cts.Dispose();
+        }
     }
 
     // ------------------------------------------------------------------ outcomes
