@@ -1,14 +1,15 @@
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Diagnosers;
-using BenchmarkDotNet.Exporters;
 
 namespace RelayMta.Benchmarks;
 
-/// <summary>The default config plus the memory diagnoser and GitHub-flavoured tables for RESULTS.md.</summary>
+/// <summary>
+/// The default config (which already exports GitHub-flavoured markdown, CSV and HTML into
+/// BenchmarkDotNet.Artifacts/results) plus the memory diagnoser, for every benchmark.
+/// </summary>
 public static class MicroBenchmarkConfig
 {
     public static IConfig Create() =>
         DefaultConfig.Instance
-            .AddDiagnoser(MemoryDiagnoser.Default)
-            .AddExporter(MarkdownExporter.GitHub);
+            .AddDiagnoser(MemoryDiagnoser.Default);
 }
