@@ -317,7 +317,7 @@ public sealed class RelaySpecs
     }
 
     [Fact]
-    public async Task Should_reuse_the_connection_with_RSET_for_the_next_message()
+    public async Task Should_reuse_the_connection_for_the_next_message()
     {
         await using var bed = await OutboundBed.StartAsync("relay-mta.outbound.connection-idle-timeout = 5s");
         var mx = bed.Mx(2);
@@ -328,7 +328,8 @@ public sealed class RelaySpecs
         await bed.SendAsync("alice@example.test", ["carol@dest.test"], "second");
         await mx.WaitForMessagesAsync(2);
 
+        // Whether an RSET goes first depends on how long the connection sat idle: ConnectionReuseSpecs.
         Assert.Equal(1, mx.Connections);
-        Assert.Contains("RSET", mx.CommandsOn(1));
+        Assert.Equal(2, mx.CommandsOn(1).Count(c => c.StartsWith("MAIL FROM:", StringComparison.Ordinal)));
     }
 }

@@ -13,7 +13,7 @@ namespace RelayMta.Engine.Outbound;
 /// sends it <see cref="OutboundProtocol.Work"/>; it connects (trying the route's hosts and addresses
 /// in order, through the destination's circuit breaker), runs the transaction, and answers
 /// <see cref="OutboundProtocol.WorkDone"/>. It then offers itself for more
-/// (<see cref="OutboundProtocol.AgentIdle"/>), reusing the connection with RSET, until the message
+/// (<see cref="OutboundProtocol.AgentIdle"/>), reusing the connection (RSET when it sat idle or a transaction was left unfinished), until the message
 /// cap or the idle time-out closes it. If it crashes, supervision restarts it and the job it held
 /// goes back to the destination (<see cref="PreRestart"/>): retried, never lost, not counted twice.
 /// </summary>
@@ -79,22 +79,36 @@ internal sealed class DeliveryAgentActor : ReceiveActor, IWithTimers
             await CloseAsync().ConfigureAwait(true);
         }
 
-        if (_session is null)
-        {
-            var (session, failure, notAttempted) = await ConnectAsync(ct).ConfigureAwait(true);
-            if (session is null)
-                return new OutboundProtocol.WorkDone(job, notAttempted ? [] : AllRecipients(job, failure!), ConnectionFailed: true, failure!.Diagnostic)
-                {
-                    NotAttempted = notAttempted,
-                };
-            _session = session;
-            _sent = 0;
-            if (session.Tls is not null) _context.Metrics?.TlsSessions.WithLabels("outbound").Inc();
-        }
+        var reused = _session is not null;
+        if (await OpenAsync(ct).ConfigureAwait(true) is { } failed) return failed(job);
 
-        var result = await _session.SendAsync(job, ct).ConfigureAwait(true);
+        var result = await _session!.SendAsync(job, ct).ConfigureAwait(true);
+        if (reused && result.LostBeforeMailReply)
+        {
+            // The reused connection was gone before the server took anything (closed while it sat
+            // between transactions): once more on a new one, as if it had been found closed.
+            await CloseAsync().ConfigureAwait(true);
+            if (await OpenAsync(ct).ConfigureAwait(true) is { } failedAgain) return failedAgain(job);
+            result = await _session!.SendAsync(job, ct).ConfigureAwait(true);
+        }
         _sent++;
         return new OutboundProtocol.WorkDone(job, result.Results, ConnectionFailed: false, null) { RemoteMta = _session.RemoteMta, Tls = _session.Tls };
+    }
+
+    /// <summary>Connects when there is no session; on failure, what to answer for the job.</summary>
+    private async Task<Func<DeliveryJob, OutboundProtocol.WorkDone>?> OpenAsync(CancellationToken ct)
+    {
+        if (_session is not null) return null;
+        var (session, failure, notAttempted) = await ConnectAsync(ct).ConfigureAwait(true);
+        if (session is null)
+            return job => new OutboundProtocol.WorkDone(job, notAttempted ? [] : AllRecipients(job, failure!), ConnectionFailed: true, failure!.Diagnostic)
+            {
+                NotAttempted = notAttempted,
+            };
+        _session = session;
+        _sent = 0;
+        if (session.Tls is not null) _context.Metrics?.TlsSessions.WithLabels("outbound").Inc();
+        return null;
     }
 
     /// <summary>

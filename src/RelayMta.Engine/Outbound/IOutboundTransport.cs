@@ -34,7 +34,10 @@ public interface IOutboundSession : IAsyncDisposable
     /// <summary>One transaction: MAIL, RCPT per recipient, DATA. Never throws for remote or network trouble: it is in the results.</summary>
     Task<TransactionResult> SendAsync(DeliveryJob job, CancellationToken ct);
 
-    /// <summary>RSET before reusing the session; false when it did not work.</summary>
+    /// <summary>
+    /// Makes the session ready for the next transaction: an RSET unless the last transaction just
+    /// ended cleanly (a reply to the end of data, within the last second). False when it did not work.
+    /// </summary>
     Task<bool> ResetAsync(CancellationToken ct);
 
     /// <summary>QUIT, best effort.</summary>
@@ -49,7 +52,15 @@ public sealed record Credentials(string User, string Password)
 }
 
 /// <summary>What one transaction did, per recipient.</summary>
-public sealed record TransactionResult(ImmutableArray<RecipientResult> Results);
+public sealed record TransactionResult(ImmutableArray<RecipientResult> Results)
+{
+    /// <summary>
+    /// The connection failed before the server replied to MAIL FROM: nothing was handed over, so
+    /// the transaction may be tried again at once on a new connection (a reused one may have been
+    /// closed by the server while it sat idle).
+    /// </summary>
+    public bool LostBeforeMailReply { get; init; }
+}
 
 /// <summary>A host could not be used for a session: connect failed, greeting or EHLO refused, or TLS failed.</summary>
 public sealed class OutboundConnectException(string status, string diagnostic, bool tlsFailed = false, Exception? inner = null)

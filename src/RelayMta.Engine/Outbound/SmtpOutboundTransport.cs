@@ -59,6 +59,17 @@ internal sealed class SmtpOutboundSession : IOutboundSession
     // measurable share of the relay's allocations under load.
     private readonly Deadline _readDeadline = new();
     private readonly Deadline _writeDeadline = new();
+    // True while the server is known to be between transactions: after the greeting and EHLO,
+    // after a reply to the end of data (RFC 5321 4.1.1.4: that ends the transaction, whatever the
+    // code), after a 250 to RSET. With _lastUsed it lets ResetAsync skip the RSET round trip.
+    private bool _clean;
+    private long _lastUsed;
+
+    /// <summary>
+    /// How long a clean session may sit unused before its next transaction is preceded by an RSET
+    /// (as Postfix's smtp client does before reusing a cached connection, to see it still works).
+    /// </summary>
+    internal static readonly TimeSpan ReuseWithoutReset = TimeSpan.FromSeconds(1);
 
     public SmtpOutboundSession(string hostName, IPEndPoint endpoint, string ourHostname, ClientTimeouts timeouts, Func<QueueId, BodyReader> openBody,
         X509Certificate2Collection? trustedCas)
@@ -127,6 +138,7 @@ internal sealed class SmtpOutboundSession : IOutboundSession
                 }
             }
             if (credentials is not null) await AuthenticateAsync(credentials, ct).ConfigureAwait(false);
+            MarkClean();
         }
         catch (Exception e) when (e is IOException or TimeoutException or InvalidDataException or OperationCanceledException && !ct.IsCancellationRequested)
         {
@@ -272,6 +284,7 @@ internal sealed class SmtpOutboundSession : IOutboundSession
 
         var rcptReplies = new SmtpResponse?[recipients.Length];
         var stage = "MAIL FROM";
+        _clean = false;
         try
         {
             SmtpResponse mailReply;
@@ -315,17 +328,21 @@ internal sealed class SmtpOutboundSession : IOutboundSession
                 return All(recipients, FromReply(mailReply, "MAIL FROM"));
             }
 
-            var accepted = Enumerable.Range(0, recipients.Length).Where(k => rcptReplies[k] is { Code: 250 or 251 }).ToList();
             var results = ImmutableArray.CreateBuilder<RecipientResult>(recipients.Length);
+            var acceptedCount = 0;
             for (var k = 0; k < recipients.Length; k++)
             {
-                if (rcptReplies[k] is { Code: 250 or 251 }) continue;
+                if (rcptReplies[k] is { Code: 250 or 251 })
+                {
+                    acceptedCount++;
+                    continue;
+                }
                 var reply = rcptReplies[k];
                 results.Add(new RecipientResult(recipients[k], reply is null
                     ? Temp("4.0.0", $"host {RemoteMta} closed the transaction before this recipient")
                     : FromReply(reply, "RCPT TO")));
             }
-            if (accepted.Count == 0)
+            if (acceptedCount == 0)
             {
                 // RFC 2920 3.1: a 354 with no valid recipient gets an empty message, which the server refuses.
                 if (dataReply?.Code == 354) await AbortDataAsync(ct).ConfigureAwait(false);
@@ -334,7 +351,7 @@ internal sealed class SmtpOutboundSession : IOutboundSession
             if (dataReply is null || dataReply.Code != 354)
             {
                 var failure = dataReply is null ? Temp("4.0.0", $"host {RemoteMta} gave no reply to DATA") : FromReply(dataReply, "DATA");
-                foreach (var k in accepted) results.Add(new RecipientResult(recipients[k], failure));
+                AddAccepted(results, recipients, rcptReplies, failure);
                 return new TransactionResult(results.ToImmutable());
             }
 
@@ -342,34 +359,60 @@ internal sealed class SmtpOutboundSession : IOutboundSession
             await SendContentAsync(envelope.Id, converted, ct).ConfigureAwait(false);
             stage = "end of data";
             var final = await ReadReplyAsync(_timeouts.DataDone, ct).ConfigureAwait(false);
+            MarkClean();
             if (final.Code == 421) Usable = false;
             var outcome = final.Code == 250
                 ? new DeliveryOutcome.Delivered(final.StatusOrDefault, $"{final}", RemoteHostName)
                 : FromReply(final, "end of data");
-            foreach (var k in accepted) results.Add(new RecipientResult(recipients[k], outcome));
+            AddAccepted(results, recipients, rcptReplies, outcome);
             return new TransactionResult(results.ToImmutable());
         }
         catch (Exception e) when (e is IOException or TimeoutException or InvalidDataException or SocketException or ObjectDisposedException
                                      || e is OperationCanceledException && !ct.IsCancellationRequested)
         {
             Usable = false;
-            return All(recipients, Temp("4.4.2", $"lost connection with {RemoteMta} during {stage}: {Describe(e)}"));
+            // Lost before the reply to MAIL: nothing was handed over, the caller may try again on a
+            // new connection. (Not after a time-out: a slow server would make the wait twice as long.)
+            return All(recipients, Temp("4.4.2", $"lost connection with {RemoteMta} during {stage}: {Describe(e)}")) with
+            {
+                LostBeforeMailReply = stage == "MAIL FROM" && e is not TimeoutException and not OperationCanceledException,
+            };
         }
+    }
+
+    private static void AddAccepted(ImmutableArray<RecipientResult>.Builder results, ImmutableArray<int> recipients, SmtpResponse?[] rcptReplies,
+        DeliveryOutcome outcome)
+    {
+        for (var k = 0; k < recipients.Length; k++)
+            if (rcptReplies[k] is { Code: 250 or 251 }) results.Add(new RecipientResult(recipients[k], outcome));
     }
 
     public async Task<bool> ResetAsync(CancellationToken ct)
     {
         if (!Usable) return false;
+        // A session that just finished a transaction needs no RSET (one round trip per message
+        // less); one left mid-transaction, or idle for a while, gets it.
+        if (_clean && Environment.TickCount64 - _lastUsed < (long)ReuseWithoutReset.TotalMilliseconds) return true;
         try
         {
             var reply = await CommandAsync("RSET", _timeouts.Command, ct).ConfigureAwait(false);
-            if (reply.Code == 250) return true;
+            if (reply.Code == 250)
+            {
+                MarkClean();
+                return true;
+            }
         }
         catch (Exception e) when (e is IOException or TimeoutException or InvalidDataException or SocketException or OperationCanceledException)
         {
         }
         Usable = false;
         return false;
+    }
+
+    private void MarkClean()
+    {
+        _clean = true;
+        _lastUsed = Environment.TickCount64;
     }
 
     public async Task QuitAsync(CancellationToken ct)
@@ -407,7 +450,7 @@ internal sealed class SmtpOutboundSession : IOutboundSession
             for (var offset = 0; offset < converted.Length; offset += ChunkSize)
             {
                 stuffer.Write(converted.AsSpan(offset, Math.Min(ChunkSize, converted.Length - offset)), _writer!);
-                await FlushAsync(_timeouts.DataBlock, ct).ConfigureAwait(false);
+                await FlushIfFullAsync(ct).ConfigureAwait(false);
             }
         }
         else
@@ -422,7 +465,7 @@ internal sealed class SmtpOutboundSession : IOutboundSession
                     if (n <= 0) throw new IOException("the stored body ended early");
                     position += n;
                     stuffer.Write(buffer.AsSpan(0, n), _writer!);
-                    await FlushAsync(_timeouts.DataBlock, ct).ConfigureAwait(false);
+                    await FlushIfFullAsync(ct).ConfigureAwait(false);
                 }
             }
             finally
@@ -430,9 +473,13 @@ internal sealed class SmtpOutboundSession : IOutboundSession
                 ArrayPool<byte>.Shared.Return(buffer);
             }
         }
+        // The end of the content and the final dot go in one write: one send for a small message.
         stuffer.Complete(_writer!);
         await FlushAsync(_timeouts.DataBlock, ct).ConfigureAwait(false);
     }
+
+    private ValueTask FlushIfFullAsync(CancellationToken ct) =>
+        _writer!.UnflushedBytes >= ChunkSize ? new ValueTask(FlushAsync(_timeouts.DataBlock, ct)) : ValueTask.CompletedTask;
 
     private async Task AbortDataAsync(CancellationToken ct)
     {

@@ -200,6 +200,27 @@ public sealed class FakeSmtpServerSpecs
     }
 
     [Fact]
+    public async Task Should_close_right_after_the_reply_at_the_end_of_DATA_when_asked_without_a_421()
+    {
+        var behavior = new FakeSmtpBehavior { CloseAfterDataEnd = m => m.Recipients.Contains("last@remote.test") };
+        await using var server = FakeSmtpServer.Start(IPAddress.Loopback, 0, behavior);
+        await using var client = await RawAsync(server);
+
+        foreach (var rcpt in new[] { "b@remote.test", "last@remote.test" })
+        {
+            Assert.Equal(250, (await client.CommandAsync("MAIL FROM:<a@sender.test>")).Code);
+            Assert.Equal(250, (await client.CommandAsync($"RCPT TO:<{rcpt}>")).Code);
+            Assert.Equal(354, (await client.CommandAsync("DATA")).Code);
+            Assert.Equal(250, (await client.CommandAsync("Subject: x\r\n\r\nhello\r\n.")).Code);
+        }
+
+        Assert.True(await client.IsClosedAsync(Wait)); // the 250, then FIN: no 421 in between
+        Assert.Equal(2, server.Messages.Count);
+        Assert.Equal(1, server.Connections);
+        Assert.Empty(server.Errors);
+    }
+
+    [Fact]
     public async Task Should_count_connections_total_current_and_peak()
     {
         await using var server = FakeSmtpServer.Start(IPAddress.Loopback, 0);

@@ -69,6 +69,13 @@ public sealed class FakeSmtpBehavior
     /// <summary>After the 354, read some of the content and close the socket without replying.</summary>
     public bool DropConnectionDuringData { get; set; }
 
+    /// <summary>
+    /// Asked after the reply at the end of DATA (whatever it was), given the message: true = close the connection right
+    /// after that reply, without a 421 (the reply is sent, then FIN), as a server that ends sessions after one transaction,
+    /// or that times out idle clients, does. Null = keep the session.
+    /// </summary>
+    public Func<ReceivedMessage, bool>? CloseAfterDataEnd { get; set; }
+
     /// <summary>Stage at which <see cref="StallBeforeReply"/> applies (on every connection while set).</summary>
     public StallAt StallAt { get; set; }
 
@@ -682,7 +689,9 @@ public sealed class FakeSmtpServer : IAsyncDisposable
             {
                 lock (_server._gate) _server._messages.Add(message);
             }
-            return Reply(reply);
+            if (!Reply(reply)) return false;
+            // Ending the session flushes the reply before the FIN (CloseAsync).
+            return B.CloseAfterDataEnd?.Invoke(message) != true;
         }
 
         /// <summary>RFC 3207: 220, then the handshake on the same connection, then back to the state before EHLO.</summary>
