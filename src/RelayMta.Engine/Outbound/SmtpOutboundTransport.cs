@@ -461,7 +461,11 @@ internal sealed class SmtpOutboundSession : IOutboundSession
             {
                 for (long position = 0; position < body.Length;)
                 {
-                    var n = await body.ReadAsync(buffer.AsMemory(0, ChunkSize), position, ct).ConfigureAwait(false);
+                    // A body of one chunk was just written and is in the page cache: read it in place
+                    // rather than through a thread-pool hop (what RandomAccess.ReadAsync does here).
+                    var n = body.Length <= ChunkSize
+                        ? body.Read(buffer.AsSpan(0, ChunkSize), position)
+                        : await body.ReadAsync(buffer.AsMemory(0, ChunkSize), position, ct).ConfigureAwait(false);
                     if (n <= 0) throw new IOException("the stored body ended early");
                     position += n;
                     stuffer.Write(buffer.AsSpan(0, n), _writer!);

@@ -10,14 +10,17 @@ public sealed class BodyReader : IDisposable
 {
     private readonly SafeFileHandle _handle;
     private readonly long _offset;
+    private readonly bool _ownsHandle;
     private Action? _onDispose;
+    private volatile bool _disposed;
 
-    internal BodyReader(SafeFileHandle handle, long offset, long length, Action? onDispose = null)
+    internal BodyReader(SafeFileHandle handle, long offset, long length, Action? onDispose = null, bool ownsHandle = true)
     {
         _handle = handle;
         _offset = offset;
         Length = length;
         _onDispose = onDispose;
+        _ownsHandle = ownsHandle;
     }
 
     /// <summary>The body's length in bytes.</summary>
@@ -26,6 +29,8 @@ public sealed class BodyReader : IDisposable
     /// <summary>Reads from <paramref name="position"/> (0 = start of body); returns 0 at the end.</summary>
     public ValueTask<int> ReadAsync(Memory<byte> buffer, long position, CancellationToken ct = default)
     {
+        // A shared handle outlives this reader: reading after Dispose could read a recycled segment.
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var left = Length - position;
         if (left <= 0) return ValueTask.FromResult(0);
         if (buffer.Length > left) buffer = buffer[..(int)left];
@@ -35,6 +40,7 @@ public sealed class BodyReader : IDisposable
     /// <summary>Reads synchronously; see <see cref="ReadAsync"/>.</summary>
     public int Read(Span<byte> buffer, long position)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var left = Length - position;
         if (left <= 0) return 0;
         if (buffer.Length > left) buffer = buffer[..(int)left];
@@ -47,7 +53,8 @@ public sealed class BodyReader : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
-        _handle.Dispose();
+        _disposed = true;
+        if (_ownsHandle) _handle.Dispose();
         Interlocked.Exchange(ref _onDispose, null)?.Invoke();
     }
 

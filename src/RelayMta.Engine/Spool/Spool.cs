@@ -240,12 +240,29 @@ public sealed class Spool : IDisposable
             // Opened under the lock that segment deletion takes, so the file is there to open.
             if (loc.External is not null)
                 return new BodyReader(OpenRead(Path.Combine(_bodiesDir, loc.External)), 0, loc.BodyLength);
-            // Counted, so a segment being read is never recycled (overwritten) under the reader.
+            // One read handle per segment, shared by its readers (pread needs no position of its
+            // own): no open, lock and close per delivery. Counted, so a segment being read is never
+            // recycled (overwritten) under a reader, and its handle is closed after the last one.
             var segment = _segments[loc.MessageSegment];
-            var reader = new BodyReader(OpenRead(segment.Path), loc.BodyOffset, loc.BodyLength, () => Interlocked.Decrement(ref segment.Readers));
+            segment.ReadHandle ??= OpenRead(segment.Path);
+            var reader = new BodyReader(segment.ReadHandle, loc.BodyOffset, loc.BodyLength, () => ReleaseReader(segment), ownsHandle: false);
             Interlocked.Increment(ref segment.Readers);
             return reader;
         }
+    }
+
+    private void ReleaseReader(Segment segment)
+    {
+        lock (_indexLock)
+        {
+            if (Interlocked.Decrement(ref segment.Readers) == 0 && segment.Removed) CloseReadHandle(segment);
+        }
+    }
+
+    private static void CloseReadHandle(Segment segment)
+    {
+        segment.ReadHandle?.Dispose();
+        segment.ReadHandle = null;
     }
 
     /// <summary>Finishes pending writes and closes the spool.</summary>
@@ -259,6 +276,14 @@ public sealed class Spool : IDisposable
         Interlocked.MemoryBarrier();
         FailQueued(); // requests that slipped in after the committer's last look
         _active.Handle?.Dispose();
+        lock (_indexLock)
+        {
+            foreach (var segment in _segments.Values)
+            {
+                segment.Removed = true;
+                if (Volatile.Read(ref segment.Readers) == 0) CloseReadHandle(segment);
+            }
+        }
         _lock.Dispose();
         // _signal is not disposed: a Submit racing with Dispose may still Set it (it holds no handle).
     }
@@ -542,6 +567,8 @@ public sealed class Spool : IDisposable
                 oldest = _segments.First().Value;
                 if (oldest == _active || oldest.Refs > 0) return;
                 _segments.Remove(oldest.Id);
+                oldest.Removed = true;
+                if (Volatile.Read(ref oldest.Readers) == 0) CloseReadHandle(oldest);
                 // A free segment of full size becomes the next one (its blocks are written already, so
                 // flushes into it need no metadata), unless a body is still being read from it.
                 if (_preparedPath is null && !_preparing && Volatile.Read(ref oldest.Readers) == 0 && FileLength(oldest.Path) >= _options.SegmentSize)
@@ -955,6 +982,10 @@ public sealed class Spool : IDisposable
         public long Id { get; } = id;
         public string Path { get; } = path;
         public SafeFileHandle? Handle { get; set; }
+        /// <summary>Shared by the body readers of this segment; closed when it is removed and the last reader is done.</summary>
+        public SafeFileHandle? ReadHandle { get; set; }
+        /// <summary>Out of the index: no new readers; the last one closes <see cref="ReadHandle"/>.</summary>
+        public bool Removed { get; set; }
         /// <summary>Bytes of records written (a preallocated file is longer).</summary>
         public long Size { get; set; }
         public int Refs { get; set; }

@@ -143,4 +143,67 @@ public sealed class SpoolSegmentSpecs : SpoolTestBase
         }
         Assert.Equal(Content(8_000, 1), copy);
     }
+
+    [Fact]
+    public async Task Readers_of_one_segment_share_a_handle_that_is_closed_after_the_last_reader_once_the_segment_is_gone()
+    {
+        var options = SmallSegments with { RelocateAfter = TimeSpan.Zero, MaintenanceInterval = TimeSpan.FromMilliseconds(50) };
+        var spool = Open(options);
+        var first = await CommitAsync(spool, Content(8_000, 1));
+        var second = await CommitAsync(spool, Content(9_000, 2));
+        var a = spool.OpenBody(first.Id);
+        var b = spool.OpenBody(second.Id);
+        var segment = SegmentPath(1);
+        Assert.Equal(1, OpenHandlesTo(segment)); // one read handle for both readers
+
+        a.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => a.Read(new byte[16], 0));
+        Assert.Equal(Content(9_000, 2), ReadAll(b)); // the other reader is unaffected
+
+        await ChurnUntilSegmentAsync(spool, 3);
+        await spool.CompleteAsync(first.Id);
+        await spool.CompleteAsync(second.Id);
+        await EventuallyAsync(() => !File.Exists(segment), Patience, () => "segment 1 still there");
+        Assert.Equal(1, OpenHandlesTo(segment)); // still open for b, though deleted
+        Assert.Equal(Content(9_000, 2), ReadAll(b));
+
+        b.Dispose();
+        Assert.Equal(0, OpenHandlesTo(segment));
+        spool.Dispose();
+    }
+
+    private static byte[] ReadAll(BodyReader reader)
+    {
+        var copy = new byte[reader.Length];
+        for (var done = 0; done < copy.Length;)
+        {
+            var n = reader.Read(copy.AsSpan(done), done);
+            Assert.True(n > 0);
+            done += n;
+        }
+        return copy;
+    }
+
+    /// <summary>Read handles this process has open on <paramref name="path"/> (Linux: /proc/self/fd), the committer's excluded.</summary>
+    private static int OpenHandlesTo(string path)
+    {
+        var count = 0;
+        foreach (var fd in Directory.EnumerateFileSystemEntries("/proc/self/fd"))
+        {
+            string? target;
+            try
+            {
+                target = new FileInfo(fd).LinkTarget;
+            }
+            catch (IOException)
+            {
+                continue; // closed meanwhile
+            }
+            if (target is null || !(target == path || target == path + " (deleted)")) continue;
+            var flags = File.ReadAllLines($"/proc/self/fdinfo/{Path.GetFileName(fd)}").FirstOrDefault(l => l.StartsWith("flags:", StringComparison.Ordinal));
+            // O_ACCMODE 0 = read-only: the shared read handle; the committer writes (O_RDWR/O_WRONLY).
+            if (flags is not null && (Convert.ToInt32(flags["flags:".Length..].Trim(), 8) & 3) == 0) count++;
+        }
+        return count;
+    }
 }
