@@ -17,8 +17,12 @@
 #   LARGE_SESSIONS ["100"]        sessions for the large sizes
 #   MESSAGES [20000; QUICK 2000]  messages per run for the small sizes
 #   LARGE_MESSAGES [2000; QUICK 200]   messages per run for the large sizes
-#   WARMUP [200; QUICK 100]       messages sent (10 sessions, 1 KiB) before each measured run of a
-#                                 server, after its start (JIT, process spawning); 0 = none
+#   WARMUP_RELAYMTA [40000; QUICK 10000]  messages sent (WARMUP_SESSIONS sessions, 1 KiB) to RelayMta
+#                                 after its start, before each measured run: its tiered JIT needs
+#                                 ~5-8 s of load to settle (see compare/README.md); 0 = none
+#   WARMUP_POSTFIX [2000; QUICK 1000]     the same for Postfix (it has no JIT; this spawns its processes)
+#   WARMUP [unset]                sets both of the above
+#   WARMUP_SESSIONS [100]         sessions of the warm-up load
 #   SERVERS ["smtp-sink RelayMta Postfix"]   which of them to run
 #   OUT [benchmarks/compare/out]  where runs.csv, summary.csv, summary.md and the charts go
 #   SKIP_BUILD [0]                1 = use the existing Release build of src/RelayMta
@@ -46,9 +50,9 @@ DLL=$REPO/src/RelayMta/bin/Release/net10.0/RelayMta.dll
 
 QUICK=${QUICK:-0}
 if [[ $QUICK == 1 ]]; then
-    def_runs=1 def_messages=2000 def_large=200 def_warmup=100
+    def_runs=1 def_messages=2000 def_large=200 def_warm_relay=10000 def_warm_postfix=1000
 else
-    def_runs=3 def_messages=20000 def_large=2000 def_warmup=200
+    def_runs=3 def_messages=20000 def_large=2000 def_warm_relay=40000 def_warm_postfix=2000
 fi
 RUNS=${RUNS:-$def_runs}
 SESSIONS=${SESSIONS:-"1 10 100 500"}
@@ -57,7 +61,9 @@ LARGE_SIZE=${LARGE_SIZE:-65536}
 LARGE_SESSIONS=${LARGE_SESSIONS:-100}
 MESSAGES=${MESSAGES:-$def_messages}
 LARGE_MESSAGES=${LARGE_MESSAGES:-$def_large}
-WARMUP=${WARMUP:-$def_warmup}
+WARMUP_RELAYMTA=${WARMUP_RELAYMTA:-${WARMUP:-$def_warm_relay}}
+WARMUP_POSTFIX=${WARMUP_POSTFIX:-${WARMUP:-$def_warm_postfix}}
+WARMUP_SESSIONS=${WARMUP_SESSIONS:-100}
 SERVERS=${SERVERS:-"smtp-sink RelayMta Postfix"}
 OUT=${OUT:-$HERE/out}
 SKIP_BUILD=${SKIP_BUILD:-0}
@@ -82,7 +88,7 @@ say() {
 }
 
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
-for v in RUNS MESSAGES LARGE_MESSAGES WARMUP LARGE_SIZE RUN_TIMEOUT DRAIN_TIMEOUT START_TIMEOUT; do
+for v in RUNS MESSAGES LARGE_MESSAGES WARMUP_RELAYMTA WARMUP_POSTFIX WARMUP_SESSIONS LARGE_SIZE RUN_TIMEOUT DRAIN_TIMEOUT START_TIMEOUT; do
     is_uint "${!v}" || die "$v must be a whole number (got '${!v}')"
 done
 ((RUNS >= 1)) || die "RUNS must be at least 1"
@@ -577,7 +583,9 @@ start_relay() { # DIR SMTP_PORT ADMIN_PORT SINK_PORT -> RELAY_PID
     track "$RELAY_PID" RelayMta.dll
     local deadline=$((EPOCHSECONDS + START_TIMEOUT))
     while ! grep -q "listening for SMTP on 127.0.0.1:$2" "$dir/relay.log" 2>/dev/null; do
-        if ! is_ours_alive "$RELAY_PID" || ((EPOCHSECONDS >= deadline)); then
+        # kill -0, not is_ours_alive: until the background subshell has exec'd dotnet, its command
+        # line is this script's. (Our own child, not yet waited for: its pid cannot be reused.)
+        if ! kill -0 "$RELAY_PID" 2>/dev/null || ((EPOCHSECONDS >= deadline)); then
             tail -20 "$dir/relay.log" >&2
             die "RelayMta did not start (log above)"
         fi
@@ -695,9 +703,10 @@ run_one() { # SERVER SIZE SESSIONS MESSAGES RUN
     fi
 
     # Warm-up (not for the sink alone): a small load after the start, drained before measuring.
-    local baseline=0 warm_acked=0
-    if [[ $server != smtp-sink ]] && ((WARMUP > 0)); then
-        run_source "$dir/warmup" "$port" 10 "$WARMUP" 1024
+    local baseline=0 warm_acked=0 warmup=0
+    case $server in RelayMta) warmup=$WARMUP_RELAYMTA ;; Postfix) warmup=$WARMUP_POSTFIX ;; esac
+    if ((warmup > 0)); then
+        run_source "$dir/warmup" "$port" "$WARMUP_SESSIONS" "$warmup" 1024
         warm_acked=$SRC_ACKED
         ((SRC_RC == 0)) || notes+=("warm-up: smtp-source exit $SRC_RC: $(head -c 200 "$dir/warmup.err")")
         wait_sink "$SRC_ACKED" 120 || notes+=("warm-up: the sink counted $SINK_MESG of $SRC_ACKED")
@@ -859,7 +868,7 @@ declare -A BACKLOG_SEEN=()
     echo "date:        $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "machine:     $(nproc) cores, $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
     echo "kernel:      $(uname -sr)"
-    echo "work dir:    $WORK on $(df -PT "$WORK" | awk 'NR == 2 { print $2 " (" $1 ")" }')"
+    echo "work dir:    a temporary directory (${TMPDIR:-/tmp}) on $(df -PT "$WORK" | awk 'NR == 2 { print $2 " (" $1 ")" }')"
     echo "load before: $(uptime)"
     if wants RelayMta; then
         echo "RelayMta:    $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ -z $(git -C "$REPO" status --porcelain -- src 2>/dev/null) ]] || echo ' (src modified)'), Release, .NET $(dotnet --version 2>/dev/null); RelayMta.dll $(date -u -r "$DLL" '+%H:%M:%S UTC'), run from a copy"
@@ -869,7 +878,7 @@ declare -A BACKLOG_SEEN=()
         git -C "$REPO" status --porcelain -- src 2>/dev/null | sed 's/^/               /'
     fi
     echo "Postfix:     $(postconf -d -h mail_version 2>/dev/null) (Debian package; smtp-source, smtp-sink from it)"
-    echo "load:        smtp-source -c $SOURCE_OPTS -s SESSIONS -m MESSAGES -l SIZE, -f $SENDER -t $RECIPIENT; warm-up $WARMUP messages before each server's run"
+    echo "load:        smtp-source -c $SOURCE_OPTS -s SESSIONS -m MESSAGES -l SIZE, -f $SENDER -t $RECIPIENT; warm-up before each measured run: RelayMta $WARMUP_RELAYMTA, Postfix $WARMUP_POSTFIX messages ($WARMUP_SESSIONS sessions, 1 KiB)"
     echo "settings:    sizes ${SIZE_LIST[*]} bytes; sessions $SESSIONS (below $LARGE_SIZE bytes, $MESSAGES messages), $LARGE_SESSIONS (from $LARGE_SIZE bytes, $LARGE_MESSAGES messages); $RUNS run(s)"
     echo "Postfix defaults that matter here (not overridden; postconf -d):"
     for p in default_process_limit default_destination_concurrency_limit smtp_connection_cache_on_demand in_flow_delay qmgr_message_active_limit; do
