@@ -5,7 +5,7 @@
 # smtp-source is done (accepted messages/s) and until the sink has counted every acknowledged
 # message (end-to-end messages/s). Details, and what every figure means: benchmarks/compare/README.md.
 #
-#   sudo benchmarks/compare.sh                 # 3 runs each, the medians; about 20-30 minutes
+#   sudo benchmarks/compare.sh                 # 3 runs each, the medians; about 30 minutes
 #   sudo QUICK=1 benchmarks/compare.sh         # smoke test: one run each, fewer messages
 #   sudo SESSIONS="10 100" RUNS=5 benchmarks/compare.sh
 #
