@@ -80,7 +80,7 @@ internal sealed class DeliveryAgentActor : ReceiveActor, IWithTimers
         }
 
         var reused = _session is not null;
-        if (await OpenAsync(ct).ConfigureAwait(true) is { } failed) return failed(job);
+        if (await OpenAsync(job, ct).ConfigureAwait(true) is { } failed) return failed;
 
         var result = await _session!.SendAsync(job, ct).ConfigureAwait(true);
         if (reused && result.LostBeforeMailReply)
@@ -88,20 +88,20 @@ internal sealed class DeliveryAgentActor : ReceiveActor, IWithTimers
             // The reused connection was gone before the server took anything (closed while it sat
             // between transactions): once more on a new one, as if it had been found closed.
             await CloseAsync().ConfigureAwait(true);
-            if (await OpenAsync(ct).ConfigureAwait(true) is { } failedAgain) return failedAgain(job);
+            if (await OpenAsync(job, ct).ConfigureAwait(true) is { } failedAgain) return failedAgain;
             result = await _session!.SendAsync(job, ct).ConfigureAwait(true);
         }
         _sent++;
         return new OutboundProtocol.WorkDone(job, result.Results, ConnectionFailed: false, null) { RemoteMta = _session.RemoteMta, Tls = _session.Tls };
     }
 
-    /// <summary>Connects when there is no session; on failure, what to answer for the job.</summary>
-    private async Task<Func<DeliveryJob, OutboundProtocol.WorkDone>?> OpenAsync(CancellationToken ct)
+    /// <summary>Connects when there is no session; null when there is one, else the answer for the job.</summary>
+    private async Task<OutboundProtocol.WorkDone?> OpenAsync(DeliveryJob job, CancellationToken ct)
     {
         if (_session is not null) return null;
         var (session, failure, notAttempted) = await ConnectAsync(ct).ConfigureAwait(true);
         if (session is null)
-            return job => new OutboundProtocol.WorkDone(job, notAttempted ? [] : AllRecipients(job, failure!), ConnectionFailed: true, failure!.Diagnostic)
+            return new OutboundProtocol.WorkDone(job, notAttempted ? [] : AllRecipients(job, failure!), ConnectionFailed: true, failure!.Diagnostic)
             {
                 NotAttempted = notAttempted,
             };
