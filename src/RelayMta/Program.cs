@@ -14,7 +14,6 @@ internal static class Program
 {
     /// <summary>Configuration could not be used (sysexits.h EX_CONFIG).</summary>
     internal const int ExitConfig = 78;
-    internal const int ExitUsage = 2;
     internal const int ExitStartup = 1;
 
     public static async Task<int> Main(string[] args)
@@ -45,7 +44,7 @@ internal static class Program
                 default:
                     Console.Error.WriteLine($"relaymta: unknown argument '{args[i]}'");
                     Console.Error.WriteLine(CliUsage.All);
-                    return ExitUsage;
+                    return CliExit.Usage;
             }
         }
 

@@ -6,10 +6,7 @@ namespace RelayMta.Cli;
 /// <summary><c>RelayMta user add|remove|list</c>: the SMTP AUTH users file.</summary>
 internal static class UserCommand
 {
-    /// <summary><c>user remove</c> of a user who is not in the file.</summary>
-    internal const int ExitNotFound = 1;
-
-    internal const int ExitUsage = 2;
+    // Exit codes: CliExit.NotFound (user remove of a user not in the file), CliExit.Usage, and:
 
     /// <summary>The users file cannot be read, written or parsed.</summary>
     internal const int ExitUsersFile = 3;
@@ -70,7 +67,7 @@ internal static class UserCommand
             {
                 if (UserStore.Remove(usersFile, name)) return 0;
                 Console.Error.WriteLine($"relaymta: no user '{name}' in {usersFile}");
-                return ExitNotFound;
+                return CliExit.NotFound;
             }
             foreach (var user in UserStore.Load(usersFile).Names) Console.Out.WriteLine(user);
             return 0;
@@ -89,7 +86,7 @@ internal static class UserCommand
         static int UsageError(string problem)
         {
             Console.Error.WriteLine($"relaymta: {problem} (see RelayMta --help)");
-            return ExitUsage;
+            return CliExit.Usage;
         }
 
         static int AddUser(string usersFile, string name)
